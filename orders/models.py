@@ -1,0 +1,161 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from vendors.models import MONEY, Product, Vendor
+
+
+class Order(models.Model):
+    """What a staff member asked for. Its reference is ours and is shown to suppliers."""
+
+    class Status(models.TextChoices):
+        PENDING_APPROVAL = "pending_approval"
+        QUEUED = "queued"
+        IN_PROGRESS = "in_progress"
+        COMPLETED = "completed"
+        PARTIALLY_COMPLETED = "partially_completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        NEEDS_ATTENTION = "needs_attention"
+        REJECTED = "rejected"
+
+    reference = models.CharField(max_length=32, unique=True)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.PENDING_APPROVAL
+    )
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders_placed"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="orders_approved",
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    currency = models.CharField(max_length=3)
+    total_cost = models.DecimalField(**MONEY, default=0)
+    quantity = models.PositiveIntegerField(default=0)
+    delivered_quantity = models.PositiveIntegerField(default=0)
+    note = models.CharField(max_length=500, blank=True)
+    purchase_order = models.CharField(max_length=64, blank=True)
+    reviewed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["placed_by", "created_at"]),
+            models.Index(fields=["created_at"]),
+            models.Index(fields=["currency", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_lines")
+    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="order_lines")
+    quantity = models.PositiveIntegerField()
+    face_value = models.DecimalField(**MONEY, null=True, blank=True)
+    unit_cost = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    pay_with_currency = models.CharField(max_length=3, blank=True)
+    delivered_quantity = models.PositiveIntegerField(default=0)
+    routing_note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["vendor", "order"]),
+            models.Index(fields=["product", "order"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.product.name}"
+
+
+class VendorOrder(models.Model):
+    """One request to one supplier on behalf of an order.
+
+    The row and its client reference are committed before the supplier is called; the
+    reference is the supplier's idempotency key.
+    """
+
+    class Status(models.TextChoices):
+        CREATED = "created"
+        SENDING = "sending"
+        PROCESSING = "processing"
+        COMPLETED = "completed"
+        PARTIALLY_COMPLETED = "partially_completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        UNKNOWN = "unknown"  # outcome not learned: reconcile, never resend blindly
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="vendor_orders")
+    line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="vendor_orders")
+    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="vendor_orders")
+    client_reference = models.CharField(max_length=64, unique=True)
+    supplier_order_id = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.CREATED)
+    supplier_status = models.CharField(max_length=64, blank=True)
+    quantity = models.PositiveIntegerField()
+    delivered_quantity = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(**MONEY, null=True, blank=True)
+    currency = models.CharField(max_length=3)
+    details = models.JSONField(default=dict, blank=True)
+    estimated_ready_at = models.DateTimeField(null=True, blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    polls = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["status", "next_poll_at"]),
+            models.Index(fields=["supplier_order_id"]),
+            models.Index(fields=["vendor", "order"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.client_reference
+
+
+class Voucher(models.Model):
+    """One delivered code, encrypted. Decrypted only by the reveal and export services."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="vouchers")
+    vendor_order = models.ForeignKey(
+        VendorOrder, on_delete=models.PROTECT, related_name="vouchers"
+    )
+    code_encrypted = models.TextField()
+    pin_encrypted = models.TextField(blank=True)
+    claim_url_encrypted = models.TextField(blank=True)
+    code_index = models.CharField(max_length=64, db_index=True)
+    last4 = models.CharField(max_length=4)
+    serial = models.CharField(max_length=128, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    key_version = models.PositiveIntegerField(db_index=True)
+    duplicate = models.BooleanField(
+        default=False, help_text="The same code was already in the portal: a fraud signal."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"…{self.last4}"
+
+    @property
+    def masked(self) -> str:
+        return f"••••{self.last4}"

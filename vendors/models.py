@@ -1,0 +1,126 @@
+from decimal import Decimal
+
+from django.db import models
+
+from vendors.adapters import KIND_CHOICES
+
+MONEY = {"max_digits": 18, "decimal_places": 4}
+
+
+class Vendor(models.Model):
+    """A supplier account: which API it speaks, where, and how hard we may call it."""
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=KIND_CHOICES)
+    base_url = models.URLField(max_length=300)
+    # JSON of the credentials, encrypted with portal.crypto; write-only in the admin.
+    credentials_encrypted = models.TextField(blank=True, editable=False)
+    enabled = models.BooleanField(default=True)
+
+    first_poll_delay = models.PositiveIntegerField(
+        default=30, help_text="Seconds before the first poll when the supplier gives no estimate."
+    )
+    max_poll_interval = models.PositiveIntegerField(
+        default=300, help_text="Longest wait, in seconds, between two polls of an open order."
+    )
+    poll_deadline = models.PositiveIntegerField(
+        default=24 * 3600,
+        help_text="Seconds after submission before an open order needs a person's attention.",
+    )
+    rate_limit_per_minute = models.PositiveIntegerField(
+        default=60, help_text="Requests per minute this account may send, shared by all workers."
+    )
+    low_balance_threshold = models.DecimalField(**MONEY, default=Decimal("100"))
+
+    catalog_synced_at = models.DateTimeField(null=True, blank=True)
+    catalog_sync_error = models.TextField(blank=True)
+    balances_synced_at = models.DateTimeField(null=True, blank=True)
+    balance_sync_error = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.credentials_encrypted)
+
+
+class Product(models.Model):
+    """A supplier's catalog item as last synced. Never deleted: unavailable when withdrawn."""
+
+    class DenominationType(models.TextChoices):
+        FIXED = "fixed"
+        OPEN = "open"
+
+    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="products")
+    supplier_product_id = models.CharField(max_length=100)
+    sku = models.CharField(max_length=100, blank=True)
+    name = models.CharField(max_length=300)
+    brand = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    face_value = models.DecimalField(**MONEY, null=True, blank=True)
+    face_currency = models.CharField(max_length=3, blank=True)
+    cost = models.DecimalField(**MONEY, null=True, blank=True)
+    cost_currency = models.CharField(max_length=3, blank=True)
+    denomination_type = models.CharField(
+        max_length=5, choices=DenominationType.choices, default=DenominationType.FIXED
+    )
+    min_value = models.DecimalField(**MONEY, null=True, blank=True)
+    max_value = models.DecimalField(**MONEY, null=True, blank=True)
+    step = models.DecimalField(**MONEY, null=True, blank=True)
+    delivery = models.CharField(max_length=10, blank=True)
+    available = models.BooleanField(default=True)
+    terms = models.TextField(blank=True)
+    price_tiers = models.JSONField(default=list, blank=True)
+    extra = models.JSONField(default=dict, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["brand", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vendor", "supplier_product_id"], name="product_unique_per_vendor"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["brand", "face_value"]),
+            models.Index(fields=["sku"]),
+            models.Index(fields=["available", "vendor"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.vendor})"
+
+
+class Balance(models.Model):
+    """A vendor's money in one currency: what the supplier reported and what we have reserved."""
+
+    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="balances")
+    currency = models.CharField(max_length=3)
+    reported = models.DecimalField(**MONEY, null=True, blank=True)
+    reported_at = models.DateTimeField(null=True, blank=True)
+    reserved = models.DecimalField(**MONEY, default=Decimal("0"))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["vendor__name", "currency"]
+        constraints = [
+            models.UniqueConstraint(fields=["vendor", "currency"], name="balance_unique_currency")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.vendor} {self.currency}"
+
+    @property
+    def available(self) -> Decimal | None:
+        if self.reported is None:
+            return None
+        return self.reported - self.reserved

@@ -1,0 +1,21 @@
+"""Placeholder: the starship simulator is being written."""
+
+from vendors.sandbox.core import Request, Response, Router
+
+SUPPLIER = "starship"
+PREFIX = "/starship"
+RATE_LIMIT = 60
+SERVER_ERROR_STATUS = 502
+router = Router()
+
+
+def account_of(request: Request) -> str | None:
+    return None
+
+
+def error(status: int, message: str, code: str = "") -> Response:
+    return Response(status, {"message": message})
+
+
+def list_orders(account: str | None) -> list[dict]:
+    return []
