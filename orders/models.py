@@ -45,6 +45,11 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [
+            ("approve_order", "Can approve or reject orders"),
+            ("reveal_codes", "Can reveal voucher codes"),
+            ("export_codes", "Can export voucher codes"),
+        ]
         indexes = [
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["placed_by", "created_at"]),

@@ -99,3 +99,63 @@ class MemoryCache:
 @pytest.fixture
 def token_cache() -> MemoryCache:
     return MemoryCache()
+
+
+# Rows for tests that need a few domain objects.
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user(
+        "staff", password="staff-pass-123", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def make_vendor(db):
+    from vendors.models import Vendor
+
+    def make(**fields):
+        fields.setdefault("name", f"Vendor {uuid.uuid4().hex[:6]}")
+        fields.setdefault("kind", "kalixo_v2")
+        fields.setdefault("base_url", "https://sandbox.kalixo.io/v2")
+        return Vendor.objects.create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def make_voucher(db, make_vendor, django_user_model):
+    """Create an order with one delivered voucher holding ``code``."""
+    from decimal import Decimal
+
+    from orders.custody import seal
+    from orders.models import Order, OrderLine, VendorOrder, Voucher
+    from vendors.models import Product
+
+    def make(code: str, *, pin: str = "", vendor=None):
+        vendor = vendor or make_vendor()
+        user = django_user_model.objects.first() or django_user_model.objects.create_user("u")
+        product = Product.objects.create(
+            vendor=vendor, supplier_product_id=uuid.uuid4().hex[:8], name="Gift card 10 GBP",
+            face_value=Decimal("10"), face_currency="GBP", cost=Decimal("9.5"),
+            cost_currency="GBP",
+        )
+        order = Order.objects.create(
+            reference=f"VP-{uuid.uuid4().hex[:8]}", placed_by=user, currency="GBP",
+            status=Order.Status.COMPLETED, quantity=1, delivered_quantity=1,
+        )
+        line = OrderLine.objects.create(
+            order=order, product=product, vendor=vendor, quantity=1, unit_cost=Decimal("9.5"),
+            currency="GBP",
+        )
+        vendor_order = VendorOrder.objects.create(
+            order=order, line=line, vendor=vendor, client_reference=f"{order.reference}-1",
+            quantity=1, currency="GBP", status=VendorOrder.Status.COMPLETED,
+        )
+        voucher = Voucher(order=order, vendor_order=vendor_order)
+        seal(voucher, code=code, pin=pin)
+        voucher.save()
+        return voucher
+
+    return make

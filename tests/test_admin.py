@@ -1,0 +1,98 @@
+import pytest
+from django.urls import reverse
+
+from orders.models import Order, OrderLine, VendorOrder, Voucher
+from portal.models import AuditEvent
+from vendors.models import Balance, Product, Vendor
+
+CODE = "GIFT-7Q2X-99ZK-4F3M"
+
+
+@pytest.fixture
+def admin_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "model", [Vendor, Product, Balance, Order, OrderLine, VendorOrder, Voucher, AuditEvent]
+)
+def test_it_lists_every_model_in_the_admin(admin_client, make_voucher, model):
+    make_voucher(CODE)
+    if model is OrderLine:  # shown inline on its order
+        assert OrderLine.objects.count() == 1
+        return
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    response = admin_client.get(url)
+    assert response.status_code == 200
+    assert CODE not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_it_shows_codes_only_masked(admin_client, make_voucher):
+    voucher = make_voucher(CODE, pin="8842")
+    for url in (
+        reverse("admin:orders_voucher_changelist"),
+        reverse("admin:orders_voucher_change", args=[voucher.pk]),
+        reverse("admin:orders_order_change", args=[voucher.order.pk]),
+    ):
+        page = admin_client.get(url).content.decode()
+        assert CODE not in page
+        assert voucher.code_encrypted not in page
+        assert "••••4F3M" in page or url.endswith(f"{voucher.order.pk}/change/")
+
+
+@pytest.mark.django_db
+def test_it_finds_an_order_by_its_full_code_through_the_blind_index(admin_client, make_voucher):
+    voucher = make_voucher(CODE)
+    other = make_voucher("OTHER-CODE-0000-1111")
+    url = reverse("admin:orders_order_changelist")
+    page = admin_client.get(url, {"q": "gift 7q2x-99zk-4f3m"}).content.decode()
+    assert voucher.order.reference in page
+    assert other.order.reference not in page
+
+
+@pytest.mark.django_db
+def test_it_keeps_audit_events_read_only(admin_client, make_vendor):
+    from vendors.services import vendor_set_credentials
+
+    vendor_set_credentials(vendor=make_vendor(), credentials={"api_key": "kal_test_x"})
+    event = AuditEvent.objects.get()
+    change = admin_client.post(
+        reverse("admin:portal_auditevent_change", args=[event.pk]), {"message": "edited"}
+    )
+    assert change.status_code == 403
+    delete = admin_client.post(reverse("admin:portal_auditevent_delete", args=[event.pk]))
+    assert delete.status_code == 403
+    event.refresh_from_db()
+    assert "kal_test_x" not in str(event.data)
+
+
+@pytest.mark.django_db
+def test_it_stores_credentials_entered_in_the_admin_encrypted(admin_client):
+    response = admin_client.post(reverse("admin:vendors_vendor_add"), {
+        "name": "Kalixo live", "kind": "kalixo_v2", "base_url": "https://api.kalixo.io/v2",
+        "enabled": "on", "first_poll_delay": 30, "max_poll_interval": 300,
+        "poll_deadline": 86400, "rate_limit_per_minute": 60, "low_balance_threshold": "100",
+        "new_credentials": '{"api_key": "kal_live_secret123"}',
+    })
+    assert response.status_code == 302
+    vendor = Vendor.objects.get(name="Kalixo live")
+    assert vendor.credentials_encrypted
+    assert "kal_live_secret123" not in vendor.credentials_encrypted
+    page = admin_client.get(reverse("admin:vendors_vendor_change", args=[vendor.pk]))
+    assert "kal_live_secret123" not in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_it_rejects_credentials_that_are_not_a_json_object(admin_client):
+    response = admin_client.post(reverse("admin:vendors_vendor_add"), {
+        "name": "Broken", "kind": "kalixo_v2", "base_url": "https://api.kalixo.io/v2",
+        "first_poll_delay": 30, "max_poll_interval": 300, "poll_deadline": 86400,
+        "rate_limit_per_minute": 60, "low_balance_threshold": "100",
+        "new_credentials": "not json",
+    })
+    assert response.status_code == 200
+    assert "Enter a JSON object." in response.content.decode()
+    assert not Vendor.objects.filter(name="Broken").exists()

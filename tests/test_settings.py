@@ -1,0 +1,62 @@
+"""Production settings: refuse to start without secrets, and pass Django's deploy checks."""
+
+import base64
+import os
+import subprocess
+import sys
+
+from portal.paths import BASE_DIR
+
+KEY = base64.b64encode(b"k" * 32).decode()
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "a-production-secret-key-that-is-long-and-random-0123456789-abcdefghij",
+    "VOUCHER_KEYS": f"1:{KEY}",
+    "VOUCHER_INDEX_KEY": KEY,
+    "ALLOWED_HOSTS": "portal.example.com",
+    "REDIS_URL": "redis://127.0.0.1:6399/0",
+}
+
+
+def manage(*args: str, env: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in PRODUCTION}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=BASE_DIR, capture_output=True, text=True,
+        env={**base, "VAR_DIR": str(tmp_path), **env}, timeout=60,
+    )
+
+
+def test_it_refuses_to_start_in_production_without_a_secret_key(tmp_path):
+    env = {k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"}
+    result = manage("check", env=env, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.splitlines()[0] == (
+        "SECRET_KEY must be set when DEBUG is off; refusing to start."
+    )
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_it_refuses_to_start_in_production_without_voucher_keys(tmp_path):
+    env = {k: v for k, v in PRODUCTION.items() if k != "VOUCHER_KEYS"}
+    result = manage("check", env=env, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "VOUCHER_KEYS must be set when DEBUG is off" in result.stderr.splitlines()[0]
+
+
+def test_it_passes_the_deploy_checks_in_production(tmp_path):
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION,
+                    tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_it_generates_local_secrets_once_with_owner_only_permissions(tmp_path):
+    env = {"DEBUG": "true", "REDIS_URL": "redis://127.0.0.1:6399/0"}
+    first = manage("check", env=env, tmp_path=tmp_path)
+    assert first.returncode == 0, first.stderr
+    secrets = {name: (tmp_path / name).read_text()
+               for name in ("secret_key", "voucher_keys", "voucher_index_key")}
+    for name in secrets:
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+    manage("check", env=env, tmp_path=tmp_path)
+    assert secrets == {name: (tmp_path / name).read_text() for name in secrets}

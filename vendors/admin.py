@@ -1,0 +1,104 @@
+import json
+
+import django_rq
+from django import forms
+from django.contrib import admin, messages
+
+from vendors import jobs
+from vendors.models import Balance, Product, Vendor
+from vendors.services import vendor_set_credentials
+
+
+class VendorForm(forms.ModelForm):
+    base_url = forms.URLField(max_length=300, assume_scheme="https")
+    new_credentials = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        help_text='JSON object, e.g. {"api_key": "..."}. Stored encrypted and never shown '
+        "again; leave empty to keep the current credentials.",
+    )
+
+    class Meta:
+        model = Vendor
+        fields = "__all__"
+
+    def clean_new_credentials(self) -> dict[str, str] | None:
+        text = self.cleaned_data["new_credentials"].strip()
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError("Enter a JSON object.") from exc
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise forms.ValidationError("Enter a JSON object of strings.")
+        return value
+
+
+@admin.register(Vendor)
+class VendorAdmin(admin.ModelAdmin):
+    form = VendorForm
+    list_display = (
+        "name", "kind", "enabled", "base_url", "has_credentials", "catalog_synced_at",
+        "balances_synced_at", "sync_problem",
+    )
+    list_filter = ("kind", "enabled")
+    search_fields = ("name", "base_url")
+    readonly_fields = (
+        "catalog_synced_at", "catalog_sync_error", "balances_synced_at", "balance_sync_error",
+        "created_at", "updated_at",
+    )
+    actions = ("sync_catalog", "sync_balances")
+
+    @admin.display(boolean=True)
+    def has_credentials(self, vendor: Vendor) -> bool:
+        return vendor.has_credentials
+
+    @admin.display(description="Last sync error")
+    def sync_problem(self, vendor: Vendor) -> str:
+        return vendor.catalog_sync_error or vendor.balance_sync_error
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        credentials = form.cleaned_data.get("new_credentials")
+        if credentials is not None:
+            vendor_set_credentials(vendor=obj, credentials=credentials, actor=request.user)
+
+    def _enqueue(self, request, queryset, job, what: str) -> None:
+        queue = django_rq.get_queue("sync")
+        for vendor in queryset:
+            queue.enqueue(job, vendor.pk)
+        messages.success(request, f"{what} sync queued for {queryset.count()} vendors.")
+
+    @admin.action(description="Sync catalog now")
+    def sync_catalog(self, request, queryset) -> None:
+        self._enqueue(request, queryset, jobs.sync_catalog, "Catalog")
+
+    @admin.action(description="Sync balances now")
+    def sync_balances(self, request, queryset) -> None:
+        self._enqueue(request, queryset, jobs.sync_balances, "Balance")
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = (
+        "name", "brand", "vendor", "country", "face_value", "face_currency", "cost",
+        "cost_currency", "denomination_type", "available", "last_seen_at",
+    )
+    list_filter = ("vendor", "available", "denomination_type", "face_currency", "country")
+    search_fields = ("name", "brand", "sku", "supplier_product_id")
+    list_select_related = ("vendor",)
+    readonly_fields = ("created_at", "updated_at", "last_seen_at")
+    date_hierarchy = "last_seen_at"
+
+
+@admin.register(Balance)
+class BalanceAdmin(admin.ModelAdmin):
+    list_display = ("vendor", "currency", "reported", "reserved", "available", "reported_at")
+    list_filter = ("vendor", "currency")
+    search_fields = ("vendor__name", "currency")
+    list_select_related = ("vendor",)
+    readonly_fields = ("reported", "reported_at", "reserved", "updated_at")
+    date_hierarchy = "reported_at"

@@ -1,0 +1,38 @@
+"""RQ entry points for supplier syncs: take a vendor id, call the service."""
+
+import django_rq
+
+from portal.http import SupplierError
+from vendors import services
+from vendors.models import Vendor
+from vendors.selectors import enabled_vendors
+
+
+def sync_catalog(vendor_id: int) -> dict[str, int] | None:
+    vendor = Vendor.objects.filter(pk=vendor_id, enabled=True).first()
+    if vendor is None:
+        return None
+    try:
+        return services.sync_catalog(vendor=vendor)
+    except SupplierError:
+        return None  # recorded on the vendor; the next scheduled sync tries again
+
+
+def sync_balances(vendor_id: int) -> int | None:
+    vendor = Vendor.objects.filter(pk=vendor_id, enabled=True).first()
+    if vendor is None:
+        return None
+    try:
+        return len(services.sync_balances(vendor=vendor))
+    except SupplierError:
+        return None
+
+
+def enqueue_syncs() -> int:
+    """Queue a catalog and a balance sync for every enabled vendor (the scheduler calls this)."""
+    queue = django_rq.get_queue("sync")
+    vendors = list(enabled_vendors().values_list("pk", flat=True))
+    for vendor_id in vendors:
+        queue.enqueue(sync_catalog, vendor_id, job_id=f"sync-catalog-{vendor_id}")
+        queue.enqueue(sync_balances, vendor_id, job_id=f"sync-balances-{vendor_id}")
+    return len(vendors)

@@ -1,0 +1,135 @@
+"""Writes for suppliers: credentials, catalog and balance sync."""
+
+import dataclasses
+import logging
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from portal import audit
+from portal.http import SupplierError
+from portal.money import MoneyError
+from vendors.adapters import adapter_class
+from vendors.adapters.base import Adapter, ProductInfo
+from vendors.credentials import open_credentials, seal_credentials
+from vendors.models import Balance, Product, Vendor
+
+logger = logging.getLogger(__name__)
+
+PRODUCT_FIELDS = [
+    f.name for f in dataclasses.fields(ProductInfo) if f.name != "supplier_product_id"
+]
+
+
+def adapter_for(vendor: Vendor) -> Adapter:
+    """The vendor's adapter, with its credentials opened and the shared token cache."""
+    return adapter_class(vendor.kind)(
+        base_url=vendor.base_url,
+        credentials=open_credentials(vendor),
+        cache=cache,
+        account=str(vendor.pk),
+    )
+
+
+@transaction.atomic
+def vendor_set_credentials(*, vendor: Vendor, credentials: dict[str, str], actor=None) -> Vendor:
+    """Store new credentials encrypted; the audit row names the fields, never their values."""
+    if vendor.pk is None:
+        vendor.save()
+    seal_credentials(vendor, credentials)
+    vendor.save(update_fields=["credentials_encrypted", "updated_at"])
+    audit.record(
+        action=audit.Action.CREDENTIALS_CHANGED, target=vendor, actor=actor,
+        message=f"Credentials of {vendor} changed", data={"fields": sorted(credentials)},
+    )
+    return vendor
+
+
+def _record_sync_failure(vendor: Vendor, field: str, what: str, error: Exception) -> None:
+    message = f"{what} sync failed: {error}"
+    logger.warning("%s for vendor %s", message, vendor.pk)
+    with transaction.atomic():
+        setattr(vendor, field, message)
+        vendor.save(update_fields=[field, "updated_at"])
+        audit.record(action=audit.Action.SYNC_FAILED, target=vendor, message=message)
+
+
+def sync_catalog(*, vendor: Vendor) -> dict[str, int]:
+    """Upsert the supplier's catalog. Withdrawn products become unavailable, never deleted.
+
+    The whole catalog is read before anything is written, so a failed sync leaves the
+    previous data as it was and records why.
+    """
+    try:
+        offered = {p.supplier_product_id: p for p in adapter_for(vendor).fetch_catalog()}
+    except (SupplierError, MoneyError) as exc:
+        _record_sync_failure(vendor, "catalog_sync_error", "Catalog", exc)
+        raise
+    now = timezone.now()
+    with transaction.atomic():
+        existing = {p.supplier_product_id: p for p in vendor.products.all()}
+        to_create, to_update = [], []
+        for spid, info in offered.items():
+            values = {name: getattr(info, name) for name in PRODUCT_FIELDS}
+            values["last_seen_at"] = now
+            product = existing.get(spid)
+            if product is None:
+                to_create.append(Product(vendor=vendor, supplier_product_id=spid, **values))
+            else:
+                for name, value in values.items():
+                    setattr(product, name, value)
+                to_update.append(product)
+        withdrawn = [p for spid, p in existing.items() if spid not in offered and p.available]
+        for product in withdrawn:
+            product.available = False
+            to_update.append(product)
+        Product.objects.bulk_create(to_create, batch_size=500)
+        Product.objects.bulk_update(
+            to_update, [*PRODUCT_FIELDS, "last_seen_at", "updated_at"], batch_size=500
+        )
+        vendor.catalog_synced_at = now
+        vendor.catalog_sync_error = ""
+        vendor.save(update_fields=["catalog_synced_at", "catalog_sync_error", "updated_at"])
+        counts = {
+            "created": len(to_create),
+            "updated": len(to_update) - len(withdrawn),
+            "withdrawn": len(withdrawn),
+        }
+        audit.record(
+            action=audit.Action.CATALOG_SYNCED, target=vendor,
+            message=f"Catalog of {vendor} synced", data=counts,
+        )
+    return counts
+
+
+def sync_balances(*, vendor: Vendor) -> list[Balance]:
+    """Record what the supplier reports it holds, per currency."""
+    adapter = adapter_for(vendor)
+    if not adapter.has_balances:
+        return []
+    try:
+        reported = adapter.fetch_balances()
+    except (SupplierError, MoneyError) as exc:
+        _record_sync_failure(vendor, "balance_sync_error", "Balance", exc)
+        raise
+    now = timezone.now()
+    balances = []
+    with transaction.atomic():
+        for info in reported:
+            balance, _ = Balance.objects.select_for_update().get_or_create(
+                vendor=vendor, currency=info.currency
+            )
+            balance.reported = info.amount
+            balance.reported_at = now
+            balance.save(update_fields=["reported", "reported_at", "updated_at"])
+            balances.append(balance)
+        vendor.balances_synced_at = now
+        vendor.balance_sync_error = ""
+        vendor.save(update_fields=["balances_synced_at", "balance_sync_error", "updated_at"])
+        audit.record(
+            action=audit.Action.BALANCE_SYNCED, target=vendor,
+            message=f"Balances of {vendor} synced",
+            data={b.currency: str(b.reported) for b in balances},
+        )
+    return balances
