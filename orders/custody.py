@@ -6,9 +6,8 @@ Each field's ciphertext is bound to its voucher id and field name.
 
 from dataclasses import dataclass, field
 
-from portal.crypto import Keyring, default_keyring
-
 from orders.models import Voucher
+from portal.crypto import Keyring, default_keyring
 
 SEALED_FIELDS = ("code", "pin", "claim_url")
 
@@ -25,7 +24,8 @@ def seal(
     keyring = keyring or default_keyring()
     values = {"code": code, "pin": pin, "claim_url": claim_url}
     for name in SEALED_FIELDS:
-        token = keyring.encrypt(values[name], context=context(voucher, name)) if values[name] else ""
+        value = values[name]
+        token = keyring.encrypt(value, context=context(voucher, name)) if value else ""
         setattr(voucher, f"{name}_encrypted", token)
     voucher.code_index = keyring.blind_index(code)
     voucher.last4 = code.strip()[-4:]

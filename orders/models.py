@@ -113,10 +113,20 @@ class VendorOrder(models.Model):
     currency = models.CharField(max_length=3)
     details = models.JSONField(default=dict, blank=True)
     estimated_ready_at = models.DateTimeField(null=True, blank=True)
-    next_poll_at = models.DateTimeField(null=True, blank=True)
+    next_poll_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker should next act on it; empty while a "
+        "job holds it or when nothing is left to do.",
+    )
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its current job was queued."
+    )
     attempts = models.PositiveIntegerField(default=0)
     polls = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    attention = models.CharField(
+        max_length=300, blank=True,
+        help_text="Why a person must look at it; polling stops until someone acts.",
+    )
     submitted_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -125,7 +135,9 @@ class VendorOrder(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [
-            models.Index(fields=["status", "next_poll_at"]),
+            models.Index(fields=["next_poll_at"]),
+            models.Index(fields=["status", "claimed_at"]),
+            models.Index(fields=["status", "submitted_at"]),
             models.Index(fields=["supplier_order_id"]),
             models.Index(fields=["vendor", "order"]),
         ]

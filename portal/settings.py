@@ -179,6 +179,14 @@ X_FRAME_OPTIONS = "DENY"
 SUPPLIER_CONNECT_TIMEOUT = env.float("SUPPLIER_CONNECT_TIMEOUT", default=5.0)
 SUPPLIER_READ_TIMEOUT = env.float("SUPPLIER_READ_TIMEOUT", default=30.0)
 
+# Ordering: the largest quantity of one line, the order total (in its currency) above which a
+# second person must approve, how long a queued job may hold a supplier order before the sweep
+# calls it lost, and how often a submission is retried before a person is asked.
+ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=1000)
+ORDER_APPROVAL_THRESHOLD = env.str("ORDER_APPROVAL_THRESHOLD", default="") or None
+ORDER_CLAIM_TIMEOUT = env.int("ORDER_CLAIM_TIMEOUT", default=600)
+ORDER_SUBMIT_ATTEMPTS = env.int("ORDER_SUBMIT_ATTEMPTS", default=8)
+
 # Where the run command's sandbox suppliers listen; demo vendors point here.
 SANDBOX_URL = env.str("SANDBOX_URL", default="http://127.0.0.1:8001")
 

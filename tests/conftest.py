@@ -159,3 +159,87 @@ def make_voucher(db, make_vendor, django_user_model):
         return voucher
 
     return make
+
+
+# Flow: real suppliers (the sandbox over HTTP), a real RQ worker, the dispatcher.
+
+SANDBOX_ACCOUNTS = {
+    # kind: (sandbox module, credentials for a fresh account named by a token, account name)
+    "kalixo_v2": lambda t: ({"api_key": f"kal_test_{t}"}, t),
+    "kalixo_v1": lambda t: (
+        {"email": f"{t}@sandbox.kalixo.test", "password": "sandbox"}, f"{t}@sandbox.kalixo.test"
+    ),
+    "ezcards": lambda t: ({"api_key": f"ez_test_{t}", "token": f"tok_{t}"}, t),
+    "starship": lambda t: ({"api_key": f"sk_test_{t}", "api_secret": f"secret_{t}"}, f"sk_test_{t}"),
+}
+
+
+@pytest.fixture
+def sandbox_vendor(sandbox_url, transactional_db):
+    """A vendor on a fresh sandbox account, its catalog and balances synced over HTTP."""
+    import importlib
+
+    from vendors.models import Vendor
+    from vendors.sandbox.app import SUPPLIERS
+    from vendors.services import sync_balances, sync_catalog, vendor_set_credentials
+
+    def make(kind: str, **fields):
+        token = uuid.uuid4().hex[:10]
+        credentials, account = SANDBOX_ACCOUNTS[kind](token)
+        module = importlib.import_module(SUPPLIERS[kind])
+        fields.setdefault("first_poll_delay", 1)
+        fields.setdefault("max_poll_interval", 2)
+        fields.setdefault("rate_limit_per_minute", 600)
+        vendor = Vendor.objects.create(
+            name=f"{kind} {token}", kind=kind, base_url=sandbox_url + module.BASE_PATH, **fields
+        )
+        vendor_set_credentials(vendor=vendor, credentials=credentials)
+        sync_catalog(vendor=vendor)
+        sync_balances(vendor=vendor)
+        vendor.sandbox_account = account
+        return vendor
+
+    return make
+
+
+def sandbox_get(sandbox_url: str, kind: str, what: str, account: str) -> list[dict]:
+    response = requests.get(
+        f"{sandbox_url}/_sandbox/{kind}/{what}", params={"account": account}, timeout=10
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def set_faults(sandbox_url: str, kind: str, account: str, faults: dict) -> None:
+    requests.post(
+        f"{sandbox_url}/_sandbox/{kind}/faults/{account}", json=faults, timeout=10
+    ).raise_for_status()
+
+
+@pytest.fixture
+def work(redis_conn):
+    """Run the dispatcher and a real (burst) RQ worker until ``done()`` or the deadline."""
+    import django_rq
+    from rq import SimpleWorker
+
+    from orders import services
+
+    queues = [django_rq.get_queue(name) for name in ("orders", "polling", "sync", "default")]
+
+    def run(done, timeout: float = 40.0, sweep: bool = False) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            services.sweep() if sweep else services.dispatch_due()
+            SimpleWorker(queues, connection=redis_conn).work(burst=True, with_scheduler=False)
+            if done():
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("the order did not reach the expected state in time")
+            time.sleep(0.25)
+
+    return run
+
+
+@pytest.fixture
+def orderer(django_user_model, transactional_db):
+    return django_user_model.objects.create_user("orderer", password="orderer-pass-123")

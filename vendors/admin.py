@@ -20,7 +20,10 @@ class VendorForm(forms.ModelForm):
 
     class Meta:
         model = Vendor
-        fields = "__all__"
+        fields = [
+            "name", "kind", "base_url", "enabled", "first_poll_delay", "max_poll_interval",
+            "poll_deadline", "rate_limit_per_minute", "low_balance_threshold",
+        ]
 
     def clean_new_credentials(self) -> dict[str, str] | None:
         text = self.cleaned_data["new_credentials"].strip()

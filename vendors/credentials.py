@@ -3,7 +3,6 @@
 import json
 
 from portal.crypto import Keyring, default_keyring
-
 from vendors.models import Vendor
 
 

@@ -108,6 +108,10 @@ class Balance(models.Model):
     reported = models.DecimalField(**MONEY, null=True, blank=True)
     reported_at = models.DateTimeField(null=True, blank=True)
     reserved = models.DecimalField(**MONEY, default=Decimal("0"))
+    spent_since_report = models.DecimalField(
+        **MONEY, default=Decimal("0"),
+        help_text="Debits recorded after the supplier's last report.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -123,4 +127,35 @@ class Balance(models.Model):
     def available(self) -> Decimal | None:
         if self.reported is None:
             return None
-        return self.reported - self.reserved
+        return self.reported - self.reserved - self.spent_since_report
+
+
+class LedgerEntry(models.Model):
+    """One movement of a vendor balance, written with the change that caused it."""
+
+    class Kind(models.TextChoices):
+        RESERVE = "reserve"  # an order placed: money set aside
+        RELEASE = "release"  # set-aside money no longer needed (failed, undelivered)
+        DEBIT = "debit"  # codes delivered: money spent
+        REPORT = "report"  # the supplier's own figure, from a balance sync
+        DIFFERENCE = "difference"  # the supplier's figure differs from what we expected
+
+    balance = models.ForeignKey(Balance, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    amount = models.DecimalField(**MONEY)
+    order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    vendor_order = models.ForeignKey(
+        "orders.VendorOrder", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["balance", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} {self.balance.currency}"

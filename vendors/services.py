@@ -10,6 +10,7 @@ from django.utils import timezone
 from portal import audit
 from portal.http import SupplierError
 from portal.money import MoneyError
+from vendors import ledger
 from vendors.adapters import adapter_class
 from vendors.adapters.base import Adapter, ProductInfo
 from vendors.credentials import open_credentials, seal_credentials
@@ -113,23 +114,23 @@ def sync_balances(*, vendor: Vendor) -> list[Balance]:
     except (SupplierError, MoneyError) as exc:
         _record_sync_failure(vendor, "balance_sync_error", "Balance", exc)
         raise
-    now = timezone.now()
-    balances = []
+    differences = {}
     with transaction.atomic():
         for info in reported:
-            balance, _ = Balance.objects.select_for_update().get_or_create(
-                vendor=vendor, currency=info.currency
+            difference = ledger.record_report(
+                vendor=vendor, currency=info.currency, amount=info.amount
             )
-            balance.reported = info.amount
-            balance.reported_at = now
-            balance.save(update_fields=["reported", "reported_at", "updated_at"])
-            balances.append(balance)
-        vendor.balances_synced_at = now
+            if difference:
+                differences[info.currency] = str(difference)
+        vendor.balances_synced_at = timezone.now()
         vendor.balance_sync_error = ""
         vendor.save(update_fields=["balances_synced_at", "balance_sync_error", "updated_at"])
+        balances = list(vendor.balances.filter(currency__in=[i.currency for i in reported]))
         audit.record(
             action=audit.Action.BALANCE_SYNCED, target=vendor,
-            message=f"Balances of {vendor} synced",
-            data={b.currency: str(b.reported) for b in balances},
+            message=f"Balances of {vendor} synced"
+            + (f"; differs from the ledger in {', '.join(differences)}" if differences else ""),
+            data={"reported": {b.currency: str(b.reported) for b in balances},
+                  "differences": differences},
         )
     return balances

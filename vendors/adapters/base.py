@@ -77,7 +77,8 @@ class OrderRequest:
     quantity: int
     currency: str
     unit_price: Decimal | None = None  # our expected unit cost, where the supplier checks it
-    denomination: Decimal | None = None  # face value, for suppliers that order by denomination
+    denomination: Decimal | None = None  # the chosen amount of an open-denomination product
+    face_value: Decimal | None = None  # the catalog's face (sell) price of one unit
     pay_with_currency: str = ""
 
 

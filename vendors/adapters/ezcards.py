@@ -8,7 +8,9 @@ order is fulfilled only when every one of its codes is COMPLETED.
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import ROUND_UP, Decimal
+from types import UnionType
 from typing import Any
 
 from portal.http import SupplierError, read_json, request
@@ -43,15 +45,13 @@ class Malformed(Exception):
     """An answer that does not have the documented shape (turned into a SupplierError)."""
 
 
-def _field(obj: Any, name: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
+def _field(obj: Any, name: str, kind: type | UnionType, *, optional: bool = False) -> Any:
     if not isinstance(obj, dict):
         raise Malformed(f"expected an object holding {name!r}")
     value = obj.get(name)
     if value is None and optional:
         return None
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise Malformed(f"{name!r} has the wrong type")
-    if not isinstance(value, kind):
+    if isinstance(value, bool) or not isinstance(value, kind):
         raise Malformed(f"{name!r} is missing or has the wrong type")
     return value
 
@@ -82,6 +82,10 @@ def _money(obj: Any, name: str) -> Money:
         return Money(to_decimal(value.get("amount")), currency_code(value.get("currency")))
     except MoneyError as exc:
         raise Malformed(f"{name!r} is not a valid amount") from exc
+
+
+def _created_at(item: Any) -> str:
+    return str(item.get("createdAt") or "") if isinstance(item, dict) else ""
 
 
 def _money_json(money: Money) -> dict[str, str]:
@@ -250,7 +254,11 @@ class EZCards(Adapter):
             raise SupplierError(f"EZ Cards has no price for {order.quantity} of {sku}",
                                 code="no_price")
         original = Money(Decimal(tier["price"]), product.face_currency)
-        pay = currency_code(order.pay_with_currency or product.face_currency)
+        try:
+            pay = currency_code(order.pay_with_currency or product.face_currency)
+        except MoneyError as exc:
+            raise SupplierError("EZ Cards cannot quote in an unknown currency",
+                                code=UNSUPPORTED_CURRENCY) from exc
         details: dict[str, Any] = {"tier": tier, "payWithCurrency": pay}
         unit = original
         if pay != original.currency:
@@ -305,7 +313,8 @@ class EZCards(Adapter):
         try:
             data = self._call("POST", path, body=body)
         except SupplierError as exc:
-            if exc.status_code == 409 and exc.code == DUPLICATE:
+            # The dup check is always on, so a 409 means this reference is taken already.
+            if exc.status_code == 409:
                 return self._existing(order.client_reference)
             raise
         try:
@@ -340,8 +349,8 @@ class EZCards(Adapter):
             return None
         exact = [i for i in items if isinstance(i, dict)
                  and str(i.get("clientOrderNumber")) == client_reference]
-        chosen = sorted(exact or items, key=lambda i: str(i.get("createdAt") or "")
-                        if isinstance(i, dict) else "")[0]
+        # The dup check keeps one order per reference; should there be more, take the first.
+        chosen = min(exact or items, key=_created_at)
         return self._read(chosen)
 
     def fetch_order(self, supplier_order_id: str) -> OrderResult:
@@ -430,7 +439,7 @@ class EZCards(Adapter):
         total = max(result.total or 0, expected)
         delivered = len(codes)
         status, message = result.status, result.message
-        if status == SupplierStatus.COMPLETED and (delivered < total or pending):
+        if status == SupplierStatus.COMPLETED and (delivered < total or pending or not total):
             status, message = SupplierStatus.PROCESSING, "codes still arriving"
         elif status == SupplierStatus.CANCELLED and delivered:
             if delivered < total:
@@ -467,6 +476,4 @@ class EZCards(Adapter):
 
     @staticmethod
     def _replace(result: OrderResult, **changes: Any) -> OrderResult:
-        from dataclasses import replace
-
         return replace(result, **changes)

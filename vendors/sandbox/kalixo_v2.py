@@ -29,6 +29,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import wraps
 
@@ -360,7 +361,9 @@ def list_orders(account: str | None) -> list[dict]:
 
 
 def _iso(epoch: float) -> str:
-    return core.now_iso(epoch - time.time())
+    """Like Kalixo's (JavaScript) timestamps: 2026-06-02T11:05:00.000Z."""
+    when = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+    return when.replace("+00:00", "Z")
 
 
 def _order_body(order: dict, account: str, status: str | None = None) -> dict:
@@ -393,7 +396,7 @@ def _order_body(order: dict, account: str, status: str | None = None) -> dict:
 @router.route("GET", "/v2/ping")
 @authed
 def ping(request: Request, account: str) -> Response:
-    return Response(200, {"status": "ok", "timestamp": core.now_iso()})
+    return Response(200, {"status": "ok", "timestamp": _iso(time.time())})
 
 
 def _matches(product: dict, field: str, wanted: str) -> bool:

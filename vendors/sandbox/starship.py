@@ -658,7 +658,8 @@ def list_orders(account: str | None) -> list[dict]:
     accounts = [account] if account else [a["account"] for a in core.all_docs("starship_accounts")]
     result = []
     for name in accounts:
-        for o in core.all_docs(_orders_ns(name)):
+        for stored in core.all_docs(_orders_ns(name)):
+            o = _advance(name, stored["id"]) or stored
             result.append({"id": o["id"], "reference": o["ref"], "status": o["status"],
                            "sub_status": o["sub_status"], "quantity": o["quantity"],
                            "delivered": len(o["vouchers"]), "product_id": o["product_id"],

@@ -1,4 +1,4 @@
-"""Run the whole portal for development: Redis, sandbox suppliers, web server, worker.
+"""Run the whole portal for development: Redis, sandboxes, web server, worker, scheduler.
 
 Ctrl-C stops every process; if one of them dies the others are stopped too.
 """
@@ -36,7 +36,7 @@ class Command(BaseCommand):
                     processes.append(("redis", redis))
                 self.stdout.write(f"Redis (embedded) on {embedded_redis.SOCKET}")
             call_command("migrate", interactive=False, verbosity=0)
-            self.stdout.write("Demo logins (http://%s/admin/):" % addr)
+            self.stdout.write(f"Demo logins (http://{addr}/admin/):")
             call_command("seed_demo")
             if not no_sandbox:
                 processes.append(("sandbox", self._start_sandbox()))
@@ -46,6 +46,7 @@ class Command(BaseCommand):
             processes.append(("worker", self._spawn(
                 ["manage.py", "rqworker", *QUEUES, "--with-scheduler"]
             )))
+            processes.append(("scheduler", self._spawn(["manage.py", "rqcron"])))
             from vendors.jobs import enqueue_syncs
 
             enqueue_syncs()

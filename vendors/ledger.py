@@ -1,0 +1,81 @@
+"""The balance ledger: reservations, debits, releases and supplier reports, per vendor and currency.
+
+Every function runs inside its caller's transaction and locks the balance row it changes, so
+concurrent placements cannot overdraw: available = reported - reserved - spent since the report.
+"""
+
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from vendors.models import Balance, LedgerEntry, Vendor
+
+
+class InsufficientBalance(Exception):
+    pass
+
+
+def locked_balance(vendor: Vendor, currency: str) -> Balance:
+    Balance.objects.get_or_create(vendor=vendor, currency=currency)
+    return Balance.objects.select_for_update().get(vendor=vendor, currency=currency)
+
+
+def _entry(balance: Balance, kind: str, amount: Decimal, **links) -> None:
+    LedgerEntry.objects.create(balance=balance, kind=kind, amount=amount, **links)
+
+
+def reserve(*, vendor: Vendor, currency: str, amount: Decimal, order) -> Balance:
+    """Set money aside for an order; refused when the known balance cannot cover it.
+
+    A vendor whose supplier reports no balance (Kalixo v1) is not checked here: the
+    supplier refuses an order it cannot cover.
+    """
+    assert transaction.get_connection().in_atomic_block
+    balance = locked_balance(vendor, currency)
+    available = balance.available
+    if available is not None and available < amount:
+        raise InsufficientBalance(
+            f"{vendor} has {available} {currency} available; this order needs {amount} {currency}"
+        )
+    balance.reserved += amount
+    balance.save(update_fields=["reserved", "updated_at"])
+    _entry(balance, LedgerEntry.Kind.RESERVE, amount, order=order)
+    return balance
+
+
+def settle(*, vendor: Vendor, currency: str, reserved: Decimal, spent: Decimal, order,
+           vendor_order, note: str = "") -> None:
+    """Close a reservation: ``spent`` is debited and the rest of ``reserved`` released.
+
+    A supplier may charge a little more than reserved (its own rounding): the debit is what
+    it charged, and nothing is released.
+    """
+    balance = locked_balance(vendor, currency)
+    balance.reserved -= reserved
+    balance.spent_since_report += spent
+    balance.save(update_fields=["reserved", "spent_since_report", "updated_at"])
+    if spent:
+        _entry(balance, LedgerEntry.Kind.DEBIT, spent, order=order, vendor_order=vendor_order,
+               note=note)
+    if reserved > spent:
+        _entry(balance, LedgerEntry.Kind.RELEASE, reserved - spent, order=order,
+               vendor_order=vendor_order, note=note)
+
+
+def record_report(*, vendor: Vendor, currency: str, amount: Decimal) -> Decimal | None:
+    """Store the supplier's figure; return how far it is from what the ledger expected."""
+    balance = locked_balance(vendor, currency)
+    difference = None
+    if balance.reported is not None:
+        expected = balance.reported - balance.spent_since_report
+        difference = amount - expected
+    _entry(balance, LedgerEntry.Kind.REPORT, amount)
+    if difference:
+        _entry(balance, LedgerEntry.Kind.DIFFERENCE, difference,
+               note=f"supplier reports {amount}, ledger expected {amount - difference}")
+    balance.reported = amount
+    balance.reported_at = timezone.now()
+    balance.spent_since_report = Decimal("0")
+    balance.save(update_fields=["reported", "reported_at", "spent_since_report", "updated_at"])
+    return difference
