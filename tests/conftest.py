@@ -170,7 +170,9 @@ SANDBOX_ACCOUNTS = {
         {"email": f"{t}@sandbox.kalixo.test", "password": "sandbox"}, f"{t}@sandbox.kalixo.test"
     ),
     "ezcards": lambda t: ({"api_key": f"ez_test_{t}", "token": f"tok_{t}"}, t),
-    "starship": lambda t: ({"api_key": f"sk_test_{t}", "api_secret": f"secret_{t}"}, f"sk_test_{t}"),
+    "starship": lambda t: (
+        {"api_key": f"sk_test_{t}", "api_secret": f"secret_{t}"}, f"sk_test_{t}"
+    ),
 }
 
 
