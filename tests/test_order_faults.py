@@ -1,0 +1,183 @@
+"""The engine under supplier faults, lost jobs and killed workers: never buy twice, never lose
+a code, never crash-loop."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import django_rq
+import pytest
+from django.db import connection
+from rq.registry import StartedJobRegistry
+
+from orders import services
+from orders.models import Order, VendorOrder
+from portal.models import AuditEvent
+from portal.paths import BASE_DIR
+from tests.conftest import sandbox_get, set_faults
+from tests.test_order_flow import finished, place
+
+
+def supplier_orders(sandbox_url, vendor) -> list[dict]:
+    return sandbox_get(sandbox_url, vendor.kind, "orders", vendor.sandbox_account)
+
+
+def events(order, action) -> list[str]:
+    return list(AuditEvent.objects.filter(order=order, action=action)
+                .values_list("message", flat=True))
+
+
+def test_it_resubmits_nothing_after_a_timeout_and_the_codes_still_arrive(
+    sandbox_vendor, orderer, work, sandbox_url, settings
+):
+    settings.SUPPLIER_READ_TIMEOUT = 1
+    vendor = sandbox_vendor("kalixo_v2")
+    set_faults(sandbox_url, "kalixo_v2", vendor.sandbox_account,
+               {"timeout_after_accept": 1, "timeout_seconds": 3})
+    order = place(vendor, orderer, 2, sku="KTEST-OK")
+    work(finished(order))
+
+    assert order.status == Order.Status.COMPLETED
+    assert order.vouchers.count() == 2
+    assert len(supplier_orders(sandbox_url, vendor)) == 1
+    assert any("outcome unknown" in m for m in events(order, "status_changed"))
+    assert order.vendor_orders.get().attempts == 1
+
+
+@pytest.mark.parametrize("kind", ["kalixo_v2", "ezcards", "starship"])
+def test_it_reconciles_a_5xx_after_submission_without_buying_twice(
+    kind, sandbox_vendor, orderer, work, sandbox_url
+):
+    product = {"kalixo_v2": {"sku": "KTEST-OK"}, "ezcards": {"sku": "EZTEST-INSTOCK"},
+               "starship": {"supplier_product_id": "1001:25.00"}}[kind]
+    vendor = sandbox_vendor(kind)
+    set_faults(sandbox_url, kind, vendor.sandbox_account, {"error_5xx": 2})
+    order = place(vendor, orderer, 1, **product)
+    work(finished(order))
+
+    assert order.status == Order.Status.COMPLETED
+    assert len(supplier_orders(sandbox_url, vendor)) == 1
+    assert order.vouchers.count() == 1
+
+
+def test_it_honours_retry_after_on_429(sandbox_vendor, orderer, work, sandbox_url):
+    vendor = sandbox_vendor("kalixo_v2")
+    set_faults(sandbox_url, "kalixo_v2", vendor.sandbox_account,
+               {"rate_limit": 1, "retry_after": 3})
+    order = place(vendor, orderer, 1, sku="KTEST-OK")
+    started = time.time()
+    work(lambda: VendorOrder.objects.get(order=order).last_error != "")
+    vo = order.vendor_orders.get()
+    assert vo.status == VendorOrder.Status.CREATED
+    assert "rate limit" in vo.last_error
+    assert vo.next_poll_at.timestamp() >= started + 2.5
+    work(finished(order))
+    assert order.status == Order.Status.COMPLETED
+    assert len(supplier_orders(sandbox_url, vendor)) == 1
+
+
+@pytest.mark.parametrize(("fault", "reason"), [
+    ("malformed_json", "malformed answer"),
+    ("unknown_status", "status the portal does not know"),
+])
+def test_it_puts_a_malformed_or_unknown_answer_to_a_person_without_crash_looping(
+    fault, reason, sandbox_vendor, orderer, work, sandbox_url
+):
+    vendor = sandbox_vendor("kalixo_v2")
+    order = place(vendor, orderer, 1, sku="KTEST-SLOW")
+    work(lambda: order.vendor_orders.get().status == VendorOrder.Status.PROCESSING)
+    set_faults(sandbox_url, "kalixo_v2", vendor.sandbox_account, {fault: 1})
+    VendorOrder.objects.filter(order=order).update(next_poll_at=services.timezone.now())
+
+    work(lambda: Order.objects.get(pk=order.pk).status == Order.Status.NEEDS_ATTENTION)
+    vo = order.vendor_orders.get()
+    assert reason in vo.attention
+    assert any(reason in m for m in events(order, "needs_attention"))
+    polls = vo.polls
+    work(lambda: True)  # nothing is due: no crash loop, no more polls
+    work(lambda: True)
+    vo.refresh_from_db()
+    assert vo.polls == polls
+    assert vo.next_poll_at is None
+
+    services.repoll_now(vendor_order=vo, user=orderer)
+    work(finished(order), timeout=40)
+    assert order.status == Order.Status.COMPLETED
+    assert len(supplier_orders(sandbox_url, vendor)) == 1
+
+
+def database_url() -> str:
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+def test_it_buys_once_when_a_worker_is_killed_mid_submission(
+    sandbox_vendor, orderer, work, sandbox_url, settings, redis_conn
+):
+    vendor = sandbox_vendor("kalixo_v2")
+    set_faults(sandbox_url, "kalixo_v2", vendor.sandbox_account, {"latency": 3})
+    order = place(vendor, orderer, 1, sku="KTEST-OK")
+    services.dispatch_due()
+    env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL}
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "rqworker", "orders", "--burst"], cwd=BASE_DIR, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while order.vendor_orders.get().status != VendorOrder.Status.SENDING:
+            assert time.monotonic() < deadline, "the worker never started the submission"
+            time.sleep(0.05)
+        os.kill(worker.pid, signal.SIGKILL)
+    finally:
+        worker.wait(timeout=10)
+    assert worker.returncode == -signal.SIGKILL
+    set_faults(sandbox_url, "kalixo_v2", vendor.sandbox_account, {})
+    time.sleep(3.5)  # the supplier finishes the request the dead worker sent
+
+    # RQ gives up on the dead worker's job once its heartbeat lapses; pretend that time passed.
+    registry = StartedJobRegistry("orders", connection=django_rq.get_connection("orders"))
+    registry.cleanup(timestamp=time.time() + 3600)
+    settings.ORDER_CLAIM_TIMEOUT = 0
+    work(finished(order), sweep=True)
+
+    assert order.status == Order.Status.COMPLETED
+    assert len(supplier_orders(sandbox_url, vendor)) == 1
+    assert order.vouchers.count() == 1
+    assert order.vendor_orders.get().attempts == 1  # reconciled by reference, not resent
+
+
+def test_it_recovers_every_order_after_redis_is_emptied(
+    sandbox_vendor, orderer, work, sandbox_url, settings, redis_conn
+):
+    vendor = sandbox_vendor("kalixo_v2")
+    orders = [place(vendor, orderer, 1, sku="KTEST-OK") for _ in range(5)]
+    assert services.dispatch_due() == 0  # already claimed and queued on commit
+    assert django_rq.get_queue("orders").count == 5
+    redis_conn.flushdb()
+
+    settings.ORDER_CLAIM_TIMEOUT = 0
+    work(lambda: all(finished(o)() for o in orders), sweep=True)
+    assert {o.status for o in orders} == {Order.Status.COMPLETED}
+    assert len(supplier_orders(sandbox_url, vendor)) == 5
+    assert all(any("job was lost" in m for m in events(o, "status_changed")) for o in orders)
+
+
+def test_it_sends_to_a_person_an_unknown_outcome_where_the_supplier_has_no_lookup(
+    sandbox_vendor, orderer, work, sandbox_url, settings
+):
+    settings.SUPPLIER_READ_TIMEOUT = 1
+    vendor = sandbox_vendor("kalixo_v1")
+    set_faults(sandbox_url, "kalixo_v1", vendor.sandbox_account,
+               {"timeout_after_accept": 1, "timeout_seconds": 3})
+    order = place(vendor, orderer, 1, sku="GB-EN-KTEST-OK")
+    work(lambda: Order.objects.get(pk=order.pk).status == Order.Status.NEEDS_ATTENTION)
+    vo = order.vendor_orders.get()
+    assert vo.status == VendorOrder.Status.UNKNOWN
+    assert "no look-up" in vo.attention
+    time.sleep(2.5)
+    assert len(supplier_orders(sandbox_url, vendor)) == 1
