@@ -134,13 +134,13 @@ def price_line(request: LineRequest) -> PricedLine:
     return route(request)
 
 
-def route(request: LineRequest) -> PricedLine:
+def route(request: LineRequest, exclude_vendor_ids: tuple[int, ...] = ()) -> PricedLine:
     """Pick the cheapest enabled supplier that has the brand and face value in stock and the
     balance to pay for it, and say why."""
     if not request.brand or request.face_value is None:
         raise OrderError("Choose a product, or a brand and a face value.", "product")
     offers = list(
-        Product.objects.filter(
+        Product.objects.exclude(vendor_id__in=exclude_vendor_ids).filter(
             available=True, vendor__enabled=True, brand__iexact=request.brand,
             face_value=request.face_value, denomination_type=Product.DenominationType.FIXED,
             cost__isnull=False,
@@ -241,6 +241,53 @@ def _release_on_commit(order: Order) -> None:
                                claimed_at__isnull=True).update(next_poll_at=now)
     ids = list(order.vendor_orders.filter(next_poll_at=now).values_list("pk", flat=True))
     transaction.on_commit(lambda: claim_and_enqueue(ids))
+
+
+def top_up_order(*, order: Order, user) -> list[OrderLine]:
+    """Order what a partially delivered order is missing from the cheapest other supplier."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order.pk)
+        if order.status != Order.Status.PARTIALLY_COMPLETED:
+            raise OrderError("Only a partially delivered order can be topped up.")
+        missing = order.quantity - order.delivered_quantity
+        lines = []
+        for line in order.lines.select_related("product", "vendor"):
+            short = line.quantity - line.delivered_quantity
+            if short <= 0 or not missing:
+                continue
+            short = min(short, missing)
+            priced = route(
+                LineRequest(quantity=short, brand=line.product.brand, face_value=line.face_value,
+                            currency=line.product.face_currency),
+                exclude_vendor_ids=(line.vendor_id,),
+            )
+            if priced.currency != order.currency:
+                raise OrderError(f"The other supplier charges in {priced.currency}, "
+                                 f"this order is in {order.currency}.")
+            try:
+                ledger.reserve(vendor=priced.product.vendor, currency=priced.currency,
+                               amount=priced.total, order=order)
+            except ledger.InsufficientBalance as exc:
+                raise OrderError(f"Refused: {exc}.") from exc
+            new_line = OrderLine.objects.create(
+                order=order, product=priced.product, vendor=priced.product.vendor,
+                quantity=short, face_value=priced.face_value, unit_cost=priced.unit_cost,
+                currency=priced.currency,
+                routing_note=f"Top-up of {short} missing from {line.vendor}. "
+                f"{priced.routing_note}"[:300],
+            )
+            _create_vendor_orders(order, new_line)
+            order.total_cost += priced.total
+            missing -= short
+            lines.append(new_line)
+        if not lines:
+            raise OrderError("Nothing is missing from this order.")
+        order.status, order.completed_at = Order.Status.QUEUED, None
+        order.save(update_fields=["status", "total_cost", "completed_at", "updated_at"])
+        audit.record(action=audit.Action.PLACED, target=order, actor=user, order=order,
+                     message="Topped up: " + "; ".join(line.routing_note for line in lines))
+        _release_on_commit(order)
+    return lines
 
 
 @transaction.atomic
@@ -672,7 +719,7 @@ def _refresh_order(order: Order) -> None:
     if any(vo.attention and vo.status not in FINAL for vo in vos):
         status = Order.Status.NEEDS_ATTENTION
     elif all(vo.status in FINAL for vo in vos):
-        if all(vo.status == Status.COMPLETED for vo in vos):
+        if delivered >= order.quantity:
             status = Order.Status.COMPLETED
         elif delivered:
             status = Order.Status.PARTIALLY_COMPLETED
