@@ -46,7 +46,7 @@ class Command(BaseCommand):
             processes.append(("worker", self._spawn(
                 ["manage.py", "rqworker", *QUEUES, "--with-scheduler"]
             )))
-            processes.append(("scheduler", self._spawn(["manage.py", "rqcron"])))
+            processes.append(("scheduler", self._spawn(["manage.py", "rqcron", "portal.cron"])))
             from vendors.jobs import enqueue_syncs
 
             enqueue_syncs()
