@@ -181,3 +181,46 @@ def test_it_sends_to_a_person_an_unknown_outcome_where_the_supplier_has_no_looku
     assert "no look-up" in vo.attention
     time.sleep(2.5)
     assert len(supplier_orders(sandbox_url, vendor)) == 1
+
+
+def test_it_sends_an_order_past_its_deadline_to_a_person(sandbox_vendor, orderer, work):
+    vendor = sandbox_vendor("kalixo_v2", poll_deadline=1)
+    order = place(vendor, orderer, 1, sku="KTEST-SLOW")
+    work(lambda: Order.objects.get(pk=order.pk).status == Order.Status.NEEDS_ATTENTION,
+         timeout=30)
+    assert "no final answer" in order.vendor_orders.get().attention
+    assert events(order, "needs_attention")
+
+
+def test_it_stores_and_flags_a_code_the_portal_already_holds(
+    sandbox_vendor, orderer, work, sandbox_url, make_voucher
+):
+    import responses
+
+    from vendors.sandbox.kalixo_v2 import BASE_PATH
+
+    vendor = sandbox_vendor("kalixo_v2")
+    earlier = make_voucher("SANDBOX-DUPE-0000-1111")
+    order = place(vendor, orderer, 1, sku="KTEST-OK")
+    base = sandbox_url + BASE_PATH
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as fake:
+        fake.add_passthru(sandbox_url + "/_sandbox")
+        fake.add(responses.POST, f"{base}/orders", status=202, json={
+            "orderId": "dup-1", "externalOrderCode": f"{order.reference}-1",
+            "status": "processing", "estimatedReadyAt": "2020-01-01T00:00:00Z"})
+        fake.add(responses.GET, f"{base}/catalog/products/9001", json={
+            "id": 9001, "price": 1000, "currencyCode": "GBP", "buyingPrice": 950,
+            "buyingCurrencyCode": "GBP", "name": "Kalixo Test", "status": "active"})
+        fake.add(responses.GET, f"{base}/orders/dup-1", json={
+            "orderId": "dup-1", "status": "completed", "products": [
+                {"productId": 9001, "price": 1000, "quantity": 1,
+                 "codes": [{"code": "SANDBOX-DUPE-0000-1111"}]}]})
+        work(finished(order), timeout=20)
+
+    assert order.status == Order.Status.COMPLETED
+    voucher = order.vouchers.get()
+    assert voucher.duplicate is True
+    assert voucher.code_index == earlier.code_index
+    messages = events(order, "duplicate_code")
+    assert messages == [f"{order.reference}-1: code ending 1111 was already in the portal: "
+                        "a supplier delivered the same code twice"]
