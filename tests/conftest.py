@@ -1,9 +1,6 @@
 """Shared fixtures: the embedded Redis, the sandbox supplier server, users."""
 
-import os
 import socket
-import subprocess
-import sys
 import time
 import uuid
 
@@ -12,7 +9,6 @@ import requests
 from django.conf import settings
 
 from portal import embedded_redis
-from portal.paths import BASE_DIR
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,34 +40,12 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def sandbox_url(tmp_path_factory) -> str:
     """A real sandbox server (gunicorn, two processes) on a free port, with its own state."""
-    port = free_port()
-    state = tmp_path_factory.mktemp("sandbox") / "sandbox.sqlite3"
-    log = open(tmp_path_factory.getbasetemp() / "sandbox.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn", "vendors.sandbox.app:application",
-            "-b", f"127.0.0.1:{port}", "-k", "gthread", "-w", "2", "--threads", "8",
-            "--timeout", "120",
-        ],
-        env={**os.environ, "SANDBOX_DB": str(state)},
-        cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"{url}/_sandbox/health", timeout=1).ok:
-                break
-        except requests.RequestException:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("the sandbox server did not start; see sandbox.log")
-        time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
+    from vendors.sandbox import server
+
+    base = tmp_path_factory.mktemp("sandbox")
+    with server.running(free_port(), state=base / "sandbox.sqlite3",
+                        log=base / "sandbox.log") as url:
+        yield url
 
 
 @pytest.fixture

@@ -70,12 +70,9 @@ class Command(BaseCommand):
         return subprocess.Popen([sys.executable, *args], cwd=BASE_DIR)
 
     def _start_sandbox(self) -> subprocess.Popen:
-        bind = urlsplit(settings.SANDBOX_URL).netloc
-        return self._spawn([
-            "-m", "gunicorn", "vendors.sandbox.app:application", "-b", bind,
-            "-k", "gthread", "-w", "2", "--threads", "8", "--timeout", "120",
-            "--log-level", "warning",
-        ])
+        from vendors.sandbox import server
+
+        return server.start(urlsplit(settings.SANDBOX_URL).netloc)
 
     def _stop(self, processes: list[tuple[str, subprocess.Popen]]) -> None:
         for _, process in reversed(processes):
