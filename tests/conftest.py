@@ -48,6 +48,16 @@ def sandbox_url(tmp_path_factory) -> str:
         yield url
 
 
+def database_url() -> str:
+    """The test database as a URL, for worker processes started by a test."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
 @pytest.fixture
 def unique() -> str:
     """A short unique token, for sandbox account names and references."""
@@ -219,3 +229,11 @@ def work(redis_conn):
 @pytest.fixture
 def orderer(django_user_model, transactional_db):
     return django_user_model.objects.create_user("orderer", password="orderer-pass-123")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can see a failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -9,14 +9,13 @@ import time
 
 import django_rq
 import pytest
-from django.db import connection
 from rq.registry import StartedJobRegistry
 
 from orders import services
 from orders.models import Order, VendorOrder
 from portal.models import AuditEvent
 from portal.paths import BASE_DIR
-from tests.conftest import sandbox_get, set_faults
+from tests.conftest import database_url, sandbox_get, set_faults
 from tests.test_order_flow import finished, place
 
 
@@ -106,13 +105,6 @@ def test_it_puts_a_malformed_or_unknown_answer_to_a_person_without_crash_looping
     work(finished(order), timeout=40)
     assert order.status == Order.Status.COMPLETED
     assert len(supplier_orders(sandbox_url, vendor)) == 1
-
-
-def database_url() -> str:
-    s = connection.settings_dict
-    if s["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{s['NAME']}"
-    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
 def test_it_buys_once_when_a_worker_is_killed_mid_submission(
