@@ -34,7 +34,7 @@ from orders.custody import VoucherSecrets, open_voucher, seal
 from orders.models import Order, OrderLine, VendorOrder, Voucher
 from portal import audit, ratelimit
 from portal.http import SupplierError
-from portal.money import MoneyError
+from portal.money import MoneyError, format_money
 from vendors import ledger
 from vendors.adapters import adapter_class
 from vendors.adapters.base import OrderRequest, OrderResult, SupplierStatus
@@ -76,8 +76,9 @@ class PricedLine:
     quantity: int
     face_value: Decimal | None
     unit_cost: Decimal
-    currency: str
+    currency: str  # what we pay in: the cost currency, or the pay-with currency
     routing_note: str = ""
+    pay_with_currency: str = ""
 
     @property
     def total(self) -> Decimal:
@@ -128,10 +129,32 @@ def price_line(request: LineRequest) -> PricedLine:
     check_quantity(request.quantity)
     if request.product is not None:
         face_value = check_product(request.product, request.face_value)
+        pay_with = request.pay_with_currency.upper()
+        if pay_with and pay_with != request.product.cost_currency:
+            return price_in(request.product, request.quantity, face_value, pay_with)
         cost = unit_cost(request.product, face_value)
         return PricedLine(request.product, request.quantity, face_value, cost,
                           request.product.cost_currency)
     return route(request)
+
+
+def price_in(product: Product, quantity: int, face_value: Decimal | None,
+             pay_with: str) -> PricedLine:
+    """Ask the supplier what the line costs in another currency it can charge."""
+    try:
+        quote = adapter_for(product.vendor).quote(OrderRequest(
+            client_reference="quote", product_id=product.supplier_product_id, sku=product.sku,
+            quantity=quantity, currency=product.cost_currency, face_value=face_value,
+            pay_with_currency=pay_with,
+        ))
+    except SupplierError as exc:
+        raise OrderError(f"{product.vendor} cannot charge this in {pay_with}: {exc.message}",
+                         "pay_with_currency") from exc
+    if quote is None:
+        raise OrderError(f"{product.vendor} does not charge in another currency.",
+                         "pay_with_currency")
+    return PricedLine(product, quantity, face_value, quote.unit_cost.amount,
+                      quote.unit_cost.currency, pay_with_currency=pay_with)
 
 
 def route(request: LineRequest, exclude_vendor_ids: tuple[int, ...] = ()) -> PricedLine:
@@ -205,12 +228,12 @@ def place_order(*, user, lines: list[LineRequest], note: str = "",
             line = OrderLine.objects.create(
                 order=order, product=p.product, vendor=p.product.vendor, quantity=p.quantity,
                 face_value=p.face_value, unit_cost=p.unit_cost, currency=p.currency,
-                routing_note=p.routing_note,
+                pay_with_currency=p.pay_with_currency, routing_note=p.routing_note,
             )
             _create_vendor_orders(order, line)
         audit.record(
             action=audit.Action.PLACED, target=order, actor=user, order=order,
-            message=f"Placed {order.quantity} codes for {total} {order.currency}",
+            message=f"Placed {order.quantity} codes for {format_money(total, order.currency)}",
             data={"lines": [{"product": p.product.pk, "quantity": p.quantity,
                              "unit_cost": str(p.unit_cost), "routing": p.routing_note}
                             for p in priced]},
@@ -349,6 +372,30 @@ def repoll_now(*, vendor_order: VendorOrder, user) -> VendorOrder:
     vo.save(update_fields=["attention", "next_poll_at", "claimed_at", "updated_at"])
     audit.record(action=audit.Action.STATUS_CHANGED, target=vo, actor=user, order=order,
                  message=f"{vo.client_reference}: re-poll asked for")
+    _refresh_order(order)
+    transaction.on_commit(lambda: claim_and_enqueue([vo.pk]))
+    return vo
+
+
+@transaction.atomic
+def resolve_unknown(*, vendor_order: VendorOrder, user, supplier_order_id: str = "",
+                    absent: bool = False) -> VendorOrder:
+    """A person settles an unknown outcome the supplier's API cannot (no look-up by our
+    reference): the supplier confirmed it has no such order (send it again), or gave its id."""
+    if absent == bool(supplier_order_id):
+        raise OrderError("Say either that the supplier has no such order, or give its id.")
+    order = Order.objects.select_for_update().get(pk=vendor_order.order_id)
+    vo = VendorOrder.objects.select_for_update().get(pk=vendor_order.pk)
+    if vo.status not in (Status.UNKNOWN, Status.SENDING):
+        raise OrderError("Only a supplier order whose outcome is unknown can be resolved.")
+    vo.status = Status.CREATED if absent else Status.PROCESSING
+    vo.supplier_order_id = supplier_order_id.strip() or vo.supplier_order_id
+    vo.attention, vo.next_poll_at, vo.claimed_at = "", timezone.now(), None
+    vo.save()
+    message = ("the supplier confirms it has no such order: sending it again" if absent
+               else f"the supplier has it as order {vo.supplier_order_id}: following it")
+    audit.record(action=audit.Action.STATUS_CHANGED, target=vo, actor=user, order=order,
+                 message=f"{vo.client_reference}: {message}")
     _refresh_order(order)
     transaction.on_commit(lambda: claim_and_enqueue([vo.pk]))
     return vo
@@ -507,14 +554,25 @@ def _supplier_trouble(vo: VendorOrder, exc: SupplierError) -> str:
     if current == Status.SENDING:
         if exc.outcome_unknown:
             return _mark_unknown(vo, exc)
-        if exc.retryable:
-            return _retry_submission(vo, exc)
-        return _fail_submission(vo, exc)
+        if refused(exc):
+            return _fail_submission(vo, exc)
+        return _retry_submission(vo, exc)
     if exc.retryable:
         delay = exc.retry_after if exc.retry_after is not None else _backoff(vo)
         _schedule(vo, _at(delay), error=exc.message)
         return f"retry in {delay:.0f}s: {exc.message}"
     return _attention(vo, exc.message)
+
+
+def refused(exc: SupplierError) -> bool:
+    """The order was declined for good: by the supplier's own 4xx answer, or by the adapter
+    before sending (a price that went up, a currency it cannot use). Anything else, such as a
+    malformed answer to a preliminary read, is worth another attempt."""
+    if exc.retryable:
+        return False
+    if exc.status_code is None:
+        return True
+    return 400 <= exc.status_code < 500 and exc.status_code not in (408, 409, 429)
 
 
 def _mark_unknown(vo: VendorOrder, exc: SupplierError) -> str:

@@ -216,3 +216,41 @@ def test_it_stores_and_flags_a_code_the_portal_already_holds(
     messages = events(order, "duplicate_code")
     assert messages == [f"{order.reference}-1: code ending 1111 was already in the portal: "
                         "a supplier delivered the same code twice"]
+
+
+def test_it_retries_a_submission_whose_preliminary_read_was_malformed(
+    sandbox_vendor, orderer, work, sandbox_url
+):
+    vendor = sandbox_vendor("kalixo_v2")
+    set_faults(sandbox_url, "kalixo_v2", vendor.sandbox_account, {"malformed_json": 1})
+    order = place(vendor, orderer, 1, sku="KTEST-OK")
+    work(finished(order))
+    assert order.status == Order.Status.COMPLETED
+    assert len(supplier_orders(sandbox_url, vendor)) == 1
+
+
+@pytest.mark.parametrize("absent", [True, False])
+def test_it_lets_a_person_settle_an_unknown_outcome_without_a_lookup(
+    absent, sandbox_vendor, orderer, work, sandbox_url, settings
+):
+    settings.SUPPLIER_READ_TIMEOUT = 1
+    vendor = sandbox_vendor("kalixo_v1")
+    set_faults(sandbox_url, "kalixo_v1", vendor.sandbox_account,
+               {"timeout_after_accept": 1, "timeout_seconds": 3} if not absent
+               else {"error_5xx": 1})
+    order = place(vendor, orderer, 1, sku="GB-EN-KTEST-OK")
+    work(lambda: Order.objects.get(pk=order.pk).status == Order.Status.NEEDS_ATTENTION)
+    vo = order.vendor_orders.get()
+    time.sleep(3)
+    taken = supplier_orders(sandbox_url, vendor)
+    assert len(taken) == (0 if absent else 1)
+
+    if absent:
+        services.resolve_unknown(vendor_order=vo, user=orderer, absent=True)
+    else:
+        services.resolve_unknown(vendor_order=vo, user=orderer,
+                                 supplier_order_id=str(taken[0]["id"]))
+    work(finished(order))
+    assert order.status == Order.Status.COMPLETED
+    assert len(supplier_orders(sandbox_url, vendor)) == 1
+    assert order.vouchers.count() == 1

@@ -139,3 +139,34 @@ def test_it_polls_at_the_estimated_ready_time(sandbox_vendor, buyer, work):
     vo.refresh_from_db()
     assert order.status == Order.Status.COMPLETED
     assert vo.polls <= 3
+
+
+def test_it_pays_in_another_currency_at_the_suppliers_rate(sandbox_vendor, buyer, work,
+                                                           sandbox_url):
+    vendor = sandbox_vendor("ezcards")
+    product = Product.objects.get(vendor=vendor, sku="EZTEST-GBP")
+    order = services.place_order(user=buyer, lines=[
+        services.LineRequest(product=product, quantity=1, pay_with_currency="USD")
+    ])
+    line = order.lines.get()
+    assert line.currency == "USD"
+    assert line.pay_with_currency == "USD"
+    assert line.unit_cost > product.cost  # 9.60 GBP is more than 9.60 USD
+    assert Balance.objects.get(vendor=vendor, currency="USD").reserved == line.unit_cost
+    work(finished(order))
+    assert order.status == Order.Status.COMPLETED
+    vo = order.vendor_orders.get()
+    assert vo.details["payWithCurrency"] == "USD"
+    assert "fxSummary" in vo.details
+    assert_ledger_settled(order)
+
+
+def test_it_refuses_a_currency_the_supplier_cannot_charge(sandbox_vendor, buyer):
+    vendor = sandbox_vendor("ezcards")
+    product = Product.objects.get(vendor=vendor, sku="EZTEST-GBP")
+    with pytest.raises(services.OrderError) as err:
+        services.place_order(user=buyer, lines=[
+            services.LineRequest(product=product, quantity=1, pay_with_currency="JPY")
+        ])
+    assert err.value.field == "pay_with_currency"
+    assert not Order.objects.exists()

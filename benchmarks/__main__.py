@@ -1,0 +1,46 @@
+"""``python -m benchmarks [scenario ...]``: run every scenario, or the ones named.
+
+``make bench`` runs them all with ``VAR_DIR=var/bench``; ``make bench ARGS=polling`` runs one,
+``make bench ARGS="polling --orders 100 --arrival 20"`` a smaller one.
+"""
+
+import argparse
+import importlib
+import time
+
+from benchmarks import harness
+
+SCENARIOS = {
+    "polling": "benchmarks.polling",
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split(
+        "\n")[0])
+    parser.add_argument("scenarios", nargs="*", metavar="scenario",
+                        help=f"one of {', '.join(SCENARIOS)} (default: all)")
+    parser.add_argument("--orders", type=int, default=500, help="orders per run (500)")
+    parser.add_argument("--arrival", type=float, default=60.0,
+                        help="seconds over which the orders arrive (60)")
+    parser.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.scenarios if name not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+
+    var_dir = harness.configure()
+    harness.reset_state(var_dir)
+    harness.setup_django()
+    started = time.monotonic()
+    with harness.redis(), harness.sandbox_server(var_dir) as sandbox_url:
+        for name in args.scenarios or list(SCENARIOS):
+            print(f"== {name} (state and logs in {var_dir})", flush=True)
+            importlib.import_module(SCENARIOS[name]).run(
+                args, var_dir=var_dir, sandbox_url=sandbox_url
+            )
+    print(f"\nbenchmarks done in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
