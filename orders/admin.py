@@ -1,15 +1,9 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch
 
+from orders import selectors, services
 from orders.models import Order, OrderLine, VendorOrder, Voucher
-from portal.crypto import default_keyring
-
-
-def search_by_code(queryset, search_term: str, code_lookup: str):
-    """Add exact code matches (by blind index, never by decrypting) to a search."""
-    term = search_term.strip()
-    if len(term) < 6:
-        return queryset.none()
-    return queryset.filter(**{code_lookup: default_keyring().blind_index(term)})
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -41,28 +35,49 @@ class OrderAdmin(admin.ModelAdmin):
     list_display = ("reference", "status", "placed_by", "quantity", "delivered_quantity",
                     "total_cost", "currency", "reviewed", "created_at")
     list_filter = ("status", "currency", "reviewed", "lines__vendor")
-    search_fields = ("reference", "vendor_orders__supplier_order_id", "purchase_order", "note")
+    # Codes are never typed into a GET search (it would land in URLs and logs): the portal's
+    # order search takes them by POST and hands over their blind index, which matches here.
+    search_fields = ("reference", "vendor_orders__supplier_order_id", "purchase_order", "note",
+                     "=vouchers__code_index")
     list_select_related = ("placed_by",)
     date_hierarchy = "created_at"
     show_full_result_count = False
     readonly_fields = [f.name for f in Order._meta.fields if f.name not in ("note", "reviewed")]
     inlines = (OrderLineInline, VendorOrderInline)
-    actions = ("mark_reviewed",)
+    actions = ("mark_reviewed", "export_codes", "repoll_now")
 
     def has_add_permission(self, request) -> bool:
         return False
-
-    def get_search_results(self, request, queryset, search_term):
-        results, duplicates = super().get_search_results(request, queryset, search_term)
-        if search_term:
-            results |= search_by_code(queryset, search_term, "vouchers__code_index")
-            duplicates = True
-        return results, duplicates
 
     @admin.action(description="Mark reviewed")
     def mark_reviewed(self, request, queryset) -> None:
         count = queryset.update(reviewed=True)
         messages.success(request, f"{count} orders marked reviewed.")
+
+    @admin.action(description="Export selected orders' codes")
+    def export_codes(self, request, queryset):
+        from orders.views import csv_response
+
+        try:
+            return csv_response(queryset, request.user, "orders-codes.csv")
+        except PermissionDenied as exc:
+            messages.error(request, str(exc) or "You may not export these codes.")
+            return None
+
+    @admin.action(description="Re-poll now")
+    def repoll_now(self, request, queryset) -> None:
+        asked = 0
+        orders = queryset.prefetch_related(
+            Prefetch("vendor_orders", queryset=VendorOrder.objects.select_related("vendor"))
+        )
+        for order in orders:
+            for vendor_order in selectors.vendor_orders_to_repoll(order):
+                try:
+                    services.repoll_now(vendor_order=vendor_order, user=request.user)
+                    asked += 1
+                except services.OrderError as exc:
+                    messages.error(request, f"{vendor_order.client_reference}: {exc.message}")
+        messages.success(request, f"Asked the suppliers again about {asked} supplier orders.")
 
 
 @admin.register(VendorOrder)
@@ -75,9 +90,20 @@ class VendorOrderAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     readonly_fields = [f.name for f in VendorOrder._meta.fields]
+    actions = ("resend_confirmed_absent",)
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.action(description="Send again: the supplier confirms it has no such order")
+    def resend_confirmed_absent(self, request, queryset) -> None:
+        for vendor_order in queryset:
+            try:
+                services.resolve_unknown(vendor_order=vendor_order, user=request.user,
+                                         absent=True)
+                messages.success(request, f"{vendor_order.client_reference}: sent again.")
+            except services.OrderError as exc:
+                messages.error(request, f"{vendor_order.client_reference}: {exc.message}")
 
 
 @admin.register(Voucher)
@@ -87,7 +113,7 @@ class VoucherAdmin(admin.ModelAdmin):
     list_display = ("masked", "order", "vendor_order", "serial", "expires_at", "duplicate",
                     "key_version", "created_at")
     list_filter = ("duplicate", "key_version", "vendor_order__vendor")
-    search_fields = ("order__reference", "serial")
+    search_fields = ("order__reference", "serial", "=code_index")
     list_select_related = ("order", "vendor_order")
     date_hierarchy = "created_at"
     show_full_result_count = False
@@ -100,9 +126,3 @@ class VoucherAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
-
-    def get_search_results(self, request, queryset, search_term):
-        results, duplicates = super().get_search_results(request, queryset, search_term)
-        if search_term:
-            results |= search_by_code(queryset, search_term, "code_index")
-        return results, duplicates

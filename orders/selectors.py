@@ -59,18 +59,36 @@ def visible_orders(user) -> QuerySet[Order]:
 
 
 def search_orders(orders: QuerySet[Order], term: str) -> QuerySet[Order]:
-    """Our reference, the supplier's order id, or a full code (by blind index, never
-    decrypting). Subqueries instead of joins keep one row per order."""
+    """Our reference or the supplier's order id. Codes are searched by ``code`` (their blind
+    index), never by a term in the URL. A subquery instead of a join keeps one row per
+    order."""
     term = term.strip()
     if not term:
         return orders
-    match = Q(reference__iexact=term) | Q(
+    return orders.filter(Q(reference__iexact=term) | Q(
         pk__in=VendorOrder.objects.filter(supplier_order_id=term).values("order_id")
+    ))
+
+
+def orders_with_code(orders: QuerySet[Order], code_index: str) -> QuerySet[Order]:
+    """The orders holding the code whose blind index is ``code_index`` (never decrypting)."""
+    if not code_index:
+        return orders
+    return orders.filter(
+        pk__in=Voucher.objects.filter(code_index=code_index).values("order_id")
     )
-    if len(term) >= 6:
-        code_index = default_keyring().blind_index(term)
-        match |= Q(pk__in=Voucher.objects.filter(code_index=code_index).values("order_id"))
-    return orders.filter(match)
+
+
+def search_parameters(user, term: str) -> dict[str, str]:
+    """Where a search box term goes in the order list's URL: ``q`` when it is the reference
+    or the supplier's order id of an order ``user`` may see, otherwise ``code``, the term's
+    blind index, so that a code never appears in a URL, a log or a browser's history."""
+    term = term.strip()
+    if not term:
+        return {}
+    if search_orders(visible_orders(user), term).exists():
+        return {"q": term}
+    return {"code": default_keyring().blind_index(term)}
 
 
 @dataclass(frozen=True)
@@ -83,6 +101,7 @@ class OrderFilters:
     placed_from: date | None = None
     placed_to: date | None = None
     q: str = ""
+    code: str = ""  # a code's blind index
     sort: str = DEFAULT_ORDER_SORT
 
 
@@ -110,6 +129,7 @@ def filter_orders(orders: QuerySet[Order], filters: OrderFilters) -> QuerySet[Or
     if filters.placed_to:
         orders = orders.filter(created_at__lt=_day_start(filters.placed_to + timedelta(days=1)))
     orders = search_orders(orders, filters.q)
+    orders = orders_with_code(orders, filters.code)
     return sort_orders(orders, filters.sort)
 
 
@@ -153,10 +173,19 @@ def order_detail(user, pk: int) -> Order:
     return visible_orders(user).select_related("placed_by", "approved_by").prefetch_related(
         Prefetch("lines", queryset=OrderLine.objects.select_related("product", "vendor")),
         Prefetch("vendor_orders", queryset=VendorOrder.objects.select_related("vendor")),
-        Prefetch("vouchers", queryset=Voucher.objects.select_related("vendor_order")),
+        # The page shows codes masked: their ciphertext has no business there.
+        Prefetch("vouchers", queryset=Voucher.objects.defer(
+            "code_encrypted", "pin_encrypted", "claim_url_encrypted")),
         Prefetch("events", queryset=AuditEvent.objects.select_related("actor")
                  .order_by("created_at", "id")),
     ).get(pk=pk)
+
+
+def vendor_orders_to_repoll(order: Order) -> list[VendorOrder]:
+    """The open supplier orders waiting for a person, or else every open one (uses the
+    order's prefetched supplier orders)."""
+    open_ = [vo for vo in order.vendor_orders.all() if vo.status not in services.FINAL]
+    return [vo for vo in open_ if vo.attention] or open_
 
 
 def visible_voucher(user, pk) -> Voucher:

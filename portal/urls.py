@@ -11,5 +11,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
+    path("", include("orders.urls")),
+    # "home" names the root, which the dashboard serves.
     path("", views.home, name="home"),
 ]

@@ -18,4 +18,4 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("admin:index")
+    return redirect("orders:dashboard")

@@ -20,8 +20,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
+    """Chromium for one module: Playwright's event loop ends with it."""
     if not Path(CHROMIUM).exists() or not shutil.which("chromium"):
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing under CI: .ci/run installs Debian's chromium")

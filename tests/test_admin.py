@@ -44,13 +44,17 @@ def test_it_shows_codes_only_masked(admin_client, make_voucher):
 
 
 @pytest.mark.django_db
-def test_it_finds_an_order_by_its_full_code_through_the_blind_index(admin_client, make_voucher):
+def test_it_finds_an_order_by_the_blind_index_of_its_code_never_by_the_code(
+    admin_client, make_voucher
+):
     voucher = make_voucher(CODE)
     other = make_voucher("OTHER-CODE-0000-1111")
     url = reverse("admin:orders_order_changelist")
-    page = admin_client.get(url, {"q": "gift 7q2x-99zk-4f3m"}).content.decode()
+    page = admin_client.get(url, {"q": voucher.code_index}).content.decode()
     assert voucher.order.reference in page
     assert other.order.reference not in page
+    page = admin_client.get(url, {"q": CODE}).content.decode()
+    assert voucher.order.reference not in page
 
 
 @pytest.mark.django_db
@@ -96,3 +100,20 @@ def test_it_rejects_credentials_that_are_not_a_json_object(admin_client):
     assert response.status_code == 200
     assert "Enter a JSON object." in response.content.decode()
     assert not Vendor.objects.filter(name="Broken").exists()
+
+
+@pytest.mark.django_db
+def test_it_resends_a_supplier_order_a_person_confirmed_absent(admin_client, make_voucher):
+    vendor_order = make_voucher("GIFT-ABSENT-0001").vendor_order
+    vendor_order.status, vendor_order.attention = VendorOrder.Status.UNKNOWN, "check by hand"
+    vendor_order.save()
+    response = admin_client.post(reverse("admin:orders_vendororder_changelist"), {
+        "action": "resend_confirmed_absent", "_selected_action": [vendor_order.pk],
+    })
+    assert response.status_code == 302
+    vendor_order.refresh_from_db()
+    assert vendor_order.status == VendorOrder.Status.CREATED
+    assert vendor_order.attention == ""
+    assert vendor_order.next_poll_at is not None
+    assert AuditEvent.objects.filter(target_id=str(vendor_order.pk),
+                                     message__contains="sending it again").exists()

@@ -24,7 +24,7 @@ def start(bind: str, *, state: Path | None = None, log: Path | None = None) -> s
         [
             sys.executable, "-m", "gunicorn", "vendors.sandbox.app:application", "-b", bind,
             "-k", "gthread", "-w", "2", "--threads", "8", "--timeout", "120",
-            "--log-level", "warning",
+            "--graceful-timeout", "3", "--log-level", "warning",
         ],
         env=env, cwd=BASE_DIR, stdout=output, stderr=subprocess.STDOUT if output else None,
     )

@@ -1,0 +1,177 @@
+from django import forms
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from orders import selectors, services
+from orders.models import Order
+from vendors.models import Product, Vendor
+
+# The only supplier API that settles an order in another currency than the product's.
+PAY_WITH_KINDS = ("ezcards",)
+
+
+class ProductChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Product) -> str:
+        price = f"{obj.cost} {obj.cost_currency}" if obj.cost is not None else "no price"
+        return f"{obj.brand or '—'} · {obj.name} · {obj.vendor.name} · {price}"
+
+
+class OrderForm(forms.Form):
+    """A one-line order. Validating it prices it exactly as place_order will (``self.quote``),
+    so bad input is refused with the engine's own message on the field it concerns."""
+
+    product = ProductChoiceField(
+        queryset=selectors.orderable_products(), required=False,
+        empty_label="— or route by brand and face value below —",
+        error_messages={"invalid_choice": "Unknown or unavailable product: choose one from "
+                                          "the list or the catalog."},
+    )
+    brand = forms.CharField(max_length=100, required=False,
+                            widget=forms.TextInput(attrs={"list": "brand-options"}))
+    face_value = forms.DecimalField(max_digits=18, decimal_places=4, required=False,
+                                    help_text="For routing, or for an open-value product.")
+    currency = forms.CharField(max_length=3, required=False, label="Face currency",
+                               help_text="For routing: only offers in this currency.")
+    quantity = forms.IntegerField(
+        initial=1,
+        widget=forms.NumberInput(attrs={"min": 1, "max": settings.ORDER_MAX_QUANTITY}),
+    )
+    pay_with_currency = forms.CharField(
+        max_length=3, required=False,
+        help_text="EZ Cards only: the balance currency that pays for the order.",
+    )
+    note = forms.CharField(max_length=500, required=False,
+                           widget=forms.Textarea(attrs={"rows": 2, "cols": 60}))
+    purchase_order = forms.CharField(max_length=64, required=False,
+                                     label="Purchase-order number")
+
+    quote: selectors.Quote | None = None
+
+    def clean_currency(self) -> str:
+        return self.cleaned_data["currency"].strip().upper()
+
+    def clean_pay_with_currency(self) -> str:
+        return self.cleaned_data["pay_with_currency"].strip().upper()
+
+    def line_request(self) -> services.LineRequest:
+        data = self.cleaned_data
+        return services.LineRequest(
+            quantity=data["quantity"], product=data.get("product"),
+            brand=data.get("brand", "").strip(), face_value=data.get("face_value"),
+            currency=data.get("currency", ""), pay_with_currency=data.get("pay_with_currency", ""),
+        )
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        if not data.get("product") and not (data.get("brand") and data.get("face_value")):
+            self.add_error("product", "Choose a product, or a brand and a face value.")
+            return data
+        try:
+            self.quote = selectors.quote(self.line_request())
+        except services.OrderError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+            return data
+        self._check_pay_with(self.quote.line.product, data.get("pay_with_currency", ""))
+        return data
+
+    def _check_pay_with(self, product: Product, pay_with: str) -> None:
+        vendor = product.vendor
+        if vendor.kind not in PAY_WITH_KINDS:
+            if pay_with:
+                self.add_error("pay_with_currency", f"{vendor} does not take a pay-with "
+                                                    "currency: leave it empty.")
+            return
+        held = selectors.balance_currencies(vendor)
+        if not held:
+            return  # balances not synced yet: the supplier has the last word
+        if pay_with and pay_with not in held:
+            self.add_error("pay_with_currency", f"{vendor} cannot settle in {pay_with}: it "
+                                                f"holds balances in {', '.join(held)}.")
+        elif not pay_with and product.cost_currency not in held:
+            self.add_error("pay_with_currency", f"{vendor} cannot settle "
+                                                f"{product.cost_currency} orders without a "
+                                                f"pay-with currency: choose one of "
+                                                f"{', '.join(held)}.")
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(max_length=300, required=False)
+
+
+def _user_choices():
+    return get_user_model().objects.order_by("username")
+
+
+class OrderFilterForm(forms.Form):
+    """The order list's GET filters. Invalid values are reported and left out; the valid
+    ones still apply."""
+
+    # The search (OrderSearchForm, by POST) puts one of these two in the URL; the filter form
+    # carries them along as hidden fields.
+    q = forms.CharField(required=False, widget=forms.HiddenInput)
+    code = forms.RegexField(regex=r"^[0-9a-f]{64}$", required=False, widget=forms.HiddenInput,
+                            error_messages={"invalid": "This code search is not valid: search "
+                                                       "again."})
+    status = forms.ChoiceField(choices=[("", "Any status"), *Order.Status.choices],
+                               required=False)
+    vendor = forms.ModelChoiceField(queryset=Vendor.objects.order_by("name"), required=False,
+                                    empty_label="Any vendor")
+    product = ProductChoiceField(queryset=Product.objects.select_related("vendor"),
+                                 required=False, empty_label="Any product")
+    placed_by = forms.ModelChoiceField(queryset=_user_choices(), required=False,
+                                       empty_label="Anyone")
+    currency = forms.CharField(max_length=3, required=False,
+                               widget=forms.TextInput(attrs={"size": 4}))
+    placed_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    placed_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    sort = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, show_placed_by: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not show_placed_by:
+            del self.fields["placed_by"]
+
+    def filters(self) -> selectors.OrderFilters:
+        self.is_valid()
+        data = {k: v for k, v in self.cleaned_data.items() if v not in (None, "")}
+        return selectors.OrderFilters(**data)
+
+
+class OrderSearchForm(forms.Form):
+    """The order list's search box. It is posted, never sent in a URL: the term may be a
+    code, which must not reach an address bar, an access log or a browser's history."""
+
+    term = forms.CharField(
+        max_length=200, required=False, label="Search",
+        help_text="Our reference, the supplier's order id, or a full code.",
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off",
+                                      "spellcheck": "false", "size": 30}),
+    )
+    # The list's other filters, kept across the search (OrderFilterForm validates them).
+    CARRIED = ("status", "vendor", "product", "placed_by", "currency", "placed_from",
+               "placed_to", "sort")
+
+
+class CatalogFilterForm(forms.Form):
+    q = forms.CharField(required=False, label="Search", help_text="Name, brand or SKU.")
+    brand = forms.CharField(required=False,
+                            widget=forms.TextInput(attrs={"list": "brand-options"}))
+    country = forms.CharField(max_length=2, required=False,
+                              widget=forms.TextInput(attrs={"size": 3}))
+    currency = forms.CharField(max_length=3, required=False,
+                               widget=forms.TextInput(attrs={"size": 4}))
+    face_value = forms.DecimalField(max_digits=18, decimal_places=4, required=False,
+                                    widget=forms.NumberInput(attrs={"step": "any"}))
+    vendor = forms.ModelChoiceField(queryset=Vendor.objects.filter(enabled=True),
+                                    required=False, empty_label="Any vendor")
+    availability = forms.ChoiceField(
+        choices=[("", "Any"), ("available", "Available"), ("unavailable", "Unavailable")],
+        required=False,
+    )
+
+    def filters(self) -> selectors.CatalogFilters:
+        self.is_valid()
+        data = {k: v for k, v in self.cleaned_data.items() if v not in (None, "")}
+        return selectors.CatalogFilters(**data)

@@ -1,0 +1,25 @@
+from django.urls import path
+
+from orders import views
+
+app_name = "orders"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("catalog/", views.catalog, name="catalog"),
+    path("catalog/<int:pk>/", views.product_detail, name="product_detail"),
+    path("orders/", views.order_list, name="order_list"),
+    path("orders/search/", views.order_search, name="order_search"),
+    path("orders/new/", views.order_new, name="order_new"),
+    path("orders/new/quote/", views.order_quote, name="order_quote"),
+    path("orders/export.csv", views.export_list, name="export_list"),
+    path("orders/<int:pk>/", views.order_detail, name="order_detail"),
+    path("orders/<int:pk>/live/", views.order_live, name="order_live"),
+    path("orders/<int:pk>/export.csv", views.export_order, name="export_order"),
+    path("orders/<int:pk>/repoll/", views.order_repoll, name="order_repoll"),
+    path("orders/<int:pk>/cancel/", views.order_cancel, name="order_cancel"),
+    path("orders/<int:pk>/top-up/", views.order_top_up, name="order_top_up"),
+    path("orders/<int:pk>/approve/", views.order_approve, name="order_approve"),
+    path("orders/<int:pk>/reject/", views.order_reject, name="order_reject"),
+    path("vouchers/<uuid:pk>/reveal/", views.voucher_reveal, name="voucher_reveal"),
+]

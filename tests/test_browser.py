@@ -1,0 +1,366 @@
+# The fixtures imported from tests.browser are parameters of the tests here: not redefinitions.
+# ruff: noqa: F811
+"""Staff pages in Chromium: a live server, a real RQ worker and scheduler in their own
+processes, and the sandbox suppliers over HTTP.
+
+Codes are compared in assertions whose failure shows a message, never the codes (the
+comparison is computed first, so pytest has only a boolean to explain).
+"""
+
+import csv
+import io
+import re
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from orders import exports, services
+from orders.models import Order, Voucher
+from portal.crypto import normalise_code
+from portal.models import AuditEvent
+from tests.browser import background_workers, chromium, page  # noqa: F401
+from tests.conftest import sandbox_get, set_faults
+from vendors.models import Product
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+# What to order from each supplier's sandbox: a product that completes.
+PRODUCTS = {
+    "kalixo_v2": {"sku": "KTEST-OK"},
+    "kalixo_v1": {"sku": "GB-EN-KTEST-OK"},
+    "ezcards": {"sku": "EZTEST-INSTOCK"},
+    "starship": {"supplier_product_id": "1001:25.00"},
+}
+# Each supplier call takes this long, so the order is still open when its page first loads
+# and the page has to update itself to show it completed.
+SUPPLIER_LATENCY = 1.5
+LIVE_TIMEOUT = 60_000  # ms
+
+
+@pytest.fixture(scope="module", autouse=True)
+def allow_orm_beside_playwright():
+    """Playwright's sync API keeps an event loop running in the main thread while the browser
+    is open, and Django refuses ORM calls from a thread with a running loop. Every call here
+    is synchronous and on the main thread, so the check is lifted for this module only, whose
+    browser closes before the check comes back."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
+
+
+# Helpers
+
+
+def make_user(django_user_model, username: str, *codenames: str, superuser: bool = False):
+    password = f"{username}-pass-123"
+    if superuser:
+        user = django_user_model.objects.create_superuser(username, password=password)
+    else:
+        user = django_user_model.objects.create_user(username, password=password,
+                                                     is_staff=True)
+        for codename in codenames:
+            user.user_permissions.add(Permission.objects.get(codename=codename))
+    user.raw_password = password
+    return user
+
+
+def log_in(page: Page, base_url: str, user, next_path: str = "/") -> None:
+    page.goto(f"{base_url}/admin/login/?next={next_path}")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", user.raw_password)
+    page.click("input[type=submit]")
+    expect(page.locator("#portal-nav")).to_be_visible()
+
+
+class Navigations:
+    """Counts the main frame's navigations: an htmx swap is not one, a reload is."""
+
+    def __init__(self, page: Page) -> None:
+        self.count = 0
+        page.on("framenavigated",
+                lambda frame: setattr(self, "count", self.count + 1)
+                if frame == page.main_frame else None)
+
+
+class RequestLog:
+    """Every URL the browser asked for: what would end up in access logs and history."""
+
+    def __init__(self, page: Page) -> None:
+        self.urls: list[str] = []
+        page.on("request", lambda request: self.urls.append(request.url))
+
+    def contains(self, code: str) -> bool:
+        wanted = normalise_code(code)
+        return any(wanted in normalise_code(url) for url in self.urls)
+
+
+def place_through_the_form(page: Page, base_url: str, product: Product, quantity: int) -> int:
+    """New order -> live quote -> review -> place; returns the new order's id."""
+    page.click("#portal-nav >> text=New order")
+    expect(page).to_have_url(f"{base_url}/orders/new/")
+    page.select_option("#id_product", str(product.pk))
+    page.fill("#id_quantity", str(quantity))
+    page.fill("#id_purchase_order", "PO-BROWSER")
+    # The quote updates by htmx while the form is filled in.
+    expect(page.locator("#quote")).to_contain_text(product.name)
+    expect(page.locator("#quote-total")).not_to_be_empty()
+    page.click("button[name=step][value=confirm]")
+    expect(page.locator("#confirm-form")).to_be_visible()
+    expect(page.locator("#quote")).to_contain_text(product.name)
+    page.click("button[name=step][value=place]")
+    expect(page.locator(".messagelist")).to_contain_text("placed")
+    match = re.search(r"/orders/(\d+)/$", page.url)
+    assert match, f"not on an order page: {page.url}"
+    return int(match.group(1))
+
+
+def watch_until_completed(page: Page, navigations: Navigations, live_requests: list) -> None:
+    """On an open order's page, wait for "Completed" without the page being reloaded."""
+    status = page.locator("#order-summary .status")
+    # The page was rendered while the order was open, so it polls its live fragment.
+    expect(page.locator("#order-live[hx-trigger]")).to_have_count(1)
+    assert status.inner_text() != "Completed", "the order was already complete on arrival"
+    before = navigations.count
+    expect(status).to_have_text("Completed", timeout=LIVE_TIMEOUT)
+    assert navigations.count == before, "the page was reloaded or left while waiting"
+    assert live_requests, "the order page never asked for its live fragment"
+    # Finished: the fragment stops polling and shows the codes, masked.
+    expect(page.locator("#order-live[hx-trigger]")).to_have_count(0)
+
+
+def issued_codes(sandbox_url: str, vendor) -> list[str]:
+    return [i["code"] for i in sandbox_get(sandbox_url, vendor.kind, "issued",
+                                           vendor.sandbox_account)]
+
+
+def read_download(download) -> list[list[str]]:
+    data = Path(download.path()).read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf"), "the CSV does not start with a UTF-8 BOM"
+    return list(csv.reader(io.StringIO(data.decode("utf-8")[1:])))
+
+
+def wait_for_orders(*orders: Order, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    for order in orders:
+        while True:
+            order.refresh_from_db()
+            if order.status not in (Order.Status.QUEUED, Order.Status.IN_PROGRESS):
+                break
+            assert time.monotonic() < deadline, f"{order.reference} is still {order.status}"
+            time.sleep(0.25)
+
+
+def listed_references(page: Page) -> set[str]:
+    return set(page.locator("#result_list tbody td:first-child a").all_inner_texts())
+
+
+# Scenarios
+
+
+def test_it_logs_in_through_the_admin_login_page(live_server, page, django_user_model):
+    user = make_user(django_user_model, "boss", superuser=True)
+    page.goto(f"{live_server.url}/orders/")
+    expect(page).to_have_url(re.compile(r"/admin/login/\?next=/orders/$"))
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", "not-the-password")
+    page.click("input[type=submit]")
+    expect(page.locator(".errornote")).to_contain_text("correct username and password")
+    page.fill("#id_password", user.raw_password)
+    page.click("input[type=submit]")
+    expect(page).to_have_url(f"{live_server.url}/orders/")
+    expect(page.locator("#result_list")).to_contain_text("No orders match.")
+    page.click("#portal-nav >> text=Dashboard")
+    expect(page.locator("#balances h2")).to_have_text("Balances")
+    expect(page.locator("#user-tools")).to_contain_text(user.username, ignore_case=True)
+
+
+@pytest.mark.parametrize("kind", PRODUCTS)
+def test_it_places_an_order_watches_it_complete_live_and_gets_the_issued_codes(
+        kind, live_server, page, background_workers, sandbox_vendor, sandbox_url,
+        django_user_model):
+    vendor = sandbox_vendor(kind)
+    set_faults(sandbox_url, kind, vendor.sandbox_account, {"latency": SUPPLIER_LATENCY})
+    product = Product.objects.get(vendor=vendor, **PRODUCTS[kind])
+    user = make_user(django_user_model, "boss", superuser=True)
+    navigations = Navigations(page)
+    live_requests: list[str] = []
+    page.on("request", lambda r: live_requests.append(r.url) if "/live/" in r.url else None)
+    requests = RequestLog(page)
+
+    log_in(page, live_server.url, user)
+    order_pk = place_through_the_form(page, live_server.url, product, quantity=2)
+    watch_until_completed(page, navigations, live_requests)
+    expect(page.locator("#order-progress")).to_contain_text("2 / 2")
+    expect(page.locator("#vouchers tbody tr")).to_have_count(2)
+    expect(page.locator("#vouchers")).to_contain_text("••••")
+
+    order = Order.objects.get(pk=order_pk)
+    assert (order.status, order.delivered_quantity) == (Order.Status.COMPLETED, 2)
+    issued = issued_codes(sandbox_url, vendor)
+    assert len(issued) == 2, f"the sandbox issued {len(issued)} codes, not 2"
+
+    # Reveal one code: it is one the supplier issued, and the reveal is on record.
+    page.locator("#vouchers button", has_text="Reveal").first.click()
+    revealed = page.locator("#revealed-code").inner_text()
+    is_issued = revealed in issued
+    assert is_issued, "the revealed code is not one the sandbox issued"
+    assert AuditEvent.objects.filter(action="revealed", order=order, actor=user).count() == 1
+
+    # Export the order's codes: exactly those the sandbox issued, in Excel-friendly CSV.
+    page.click("text=Back to the order")
+    with page.expect_download() as download_info:
+        page.click("#order-actions button:has-text('Export codes (CSV)')")
+    download = download_info.value
+    assert download.suggested_filename == f"{order.reference}-codes.csv"
+    rows = read_download(download)
+    assert rows[0] == exports.COLUMNS
+    assert len(rows) == 3
+    assert {row[0] for row in rows[1:]} == {order.reference}
+    assert {row[2] for row in rows[1:]} == {vendor.name}
+    same_codes = sorted(row[7] for row in rows[1:]) == sorted(issued)
+    assert same_codes, "the exported codes differ from the codes the sandbox issued"
+    leaked = any(requests.contains(code) for code in issued)
+    assert not leaked, "a code appeared in a URL the browser requested"
+
+
+def test_it_does_not_let_an_orderer_without_the_reveal_permission_reveal(
+        live_server, page, background_workers, sandbox_vendor, sandbox_url,
+        django_user_model):
+    vendor = sandbox_vendor("kalixo_v2")
+    set_faults(sandbox_url, "kalixo_v2", vendor.sandbox_account, {"latency": SUPPLIER_LATENCY})
+    product = Product.objects.get(vendor=vendor, sku="KTEST-OK")
+    orderer = make_user(django_user_model, "clerk", "add_order")
+    navigations = Navigations(page)
+    live_requests: list[str] = []
+    page.on("request", lambda r: live_requests.append(r.url) if "/live/" in r.url else None)
+
+    log_in(page, live_server.url, orderer)
+    order_pk = place_through_the_form(page, live_server.url, product, quantity=1)
+    watch_until_completed(page, navigations, live_requests)
+    expect(page.locator("#vouchers tbody tr")).to_have_count(1)
+    expect(page.locator("#vouchers")).to_contain_text("••••")
+    expect(page.locator("#vouchers button", has_text="Reveal")).to_have_count(0)
+    expect(page.locator("#order-actions button", has_text="Export")).to_have_count(0)
+
+    # Posting the reveal form by hand (with a valid CSRF token) is refused too.
+    voucher = Voucher.objects.get(order_id=order_pk)
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    response = page.request.post(f"{live_server.url}/vouchers/{voucher.pk}/reveal/",
+                                 headers={"X-CSRFToken": csrf,
+                                          "Referer": f"{live_server.url}/orders/{order_pk}/"})
+    assert response.status == 403
+    issued = issued_codes(sandbox_url, vendor)
+    assert len(issued) == 1
+    shown = issued[0] in response.text()
+    assert not shown, "the refused reveal showed the code"
+    assert not AuditEvent.objects.filter(action="revealed").exists()
+
+
+def test_it_filters_and_searches_the_order_list(live_server, page,
+                                                background_workers,
+                                                sandbox_vendor, sandbox_url,
+                                                django_user_model):
+    kalixo, ez = sandbox_vendor("kalixo_v2"), sandbox_vendor("ezcards")
+    user = make_user(django_user_model, "boss", superuser=True)
+
+    def place(vendor, quantity=1, **product):
+        line = services.LineRequest(product=Product.objects.get(vendor=vendor, **product),
+                                    quantity=quantity)
+        return services.place_order(user=user, lines=[line])
+
+    kalixo_ok = place(kalixo, sku="KTEST-OK")
+    kalixo_failed = place(kalixo, sku="KTEST-FAIL")
+    ez_ok = place(ez, quantity=2, sku="EZTEST-INSTOCK")
+    old = place(kalixo, sku="KTEST-OK")
+    wait_for_orders(kalixo_ok, kalixo_failed, ez_ok, old)
+    assert kalixo_failed.status == Order.Status.FAILED
+    assert {kalixo_ok.status, ez_ok.status, old.status} == {Order.Status.COMPLETED}
+    Order.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=40))
+    every = {o.reference for o in (kalixo_ok, kalixo_failed, ez_ok, old)}
+    requests = RequestLog(page)
+
+    log_in(page, live_server.url, user)
+    page.click("#portal-nav >> text=Orders")
+    assert listed_references(page) == every
+
+    # Status.
+    page.select_option("#id_status", "failed")
+    page.click("#order-filters input[type=submit]")
+    expect(page).to_have_url(re.compile(r"[?&]status=failed"))
+    assert listed_references(page) == {kalixo_failed.reference}
+
+    # Status and vendor combined, then the vendor alone.
+    page.select_option("#id_status", "completed")
+    page.select_option("#id_vendor", str(kalixo.pk))
+    page.click("#order-filters input[type=submit]")
+    expect(page).to_have_url(re.compile(rf"status=completed&vendor={kalixo.pk}"))
+    assert listed_references(page) == {kalixo_ok.reference, old.reference}
+    page.select_option("#id_status", "")
+    page.select_option("#id_vendor", str(ez.pk))
+    page.click("#order-filters input[type=submit]")
+    assert listed_references(page) == {ez_ok.reference}
+
+    # Dates: the last week, then only before it.
+    today = timezone.localdate()
+    page.click("text=Clear")
+    page.fill("#id_placed_from", (today - timedelta(days=7)).isoformat())
+    page.click("#order-filters input[type=submit]")
+    expect(page).to_have_url(re.compile(r"placed_from="))
+    assert listed_references(page) == every - {old.reference}
+    page.fill("#id_placed_from", "")
+    page.fill("#id_placed_to", (today - timedelta(days=30)).isoformat())
+    page.click("#order-filters input[type=submit]")
+    assert listed_references(page) == {old.reference}
+
+    # Our reference and the supplier's order id are searched as such, in the URL.
+    page.click("text=Clear")
+    page.fill("#id_term", kalixo_failed.reference)
+    page.click("#order-search input[type=submit]")
+    expect(page).to_have_url(re.compile(rf"q={kalixo_failed.reference}"))
+    assert listed_references(page) == {kalixo_failed.reference}
+    supplier_id = ez_ok.vendor_orders.exclude(supplier_order_id="").first().supplier_order_id
+    assert supplier_id
+    page.fill("#id_term", supplier_id)
+    page.click("#order-search input[type=submit]")
+    assert listed_references(page) == {ez_ok.reference}
+
+    # A full code, posted: the order holding it, and the code in no URL.
+    ez_codes = issued_codes(sandbox_url, ez)
+    assert len(ez_codes) == 2
+    page.click("text=Clear")
+    page.select_option("#id_status", "completed")
+    page.click("#order-filters input[type=submit]")
+    page.fill("#id_term", ez_codes[1].lower())
+    page.click("#order-search input[type=submit]")
+    expect(page).to_have_url(re.compile(r"[?&]code=[0-9a-f]{64}"))
+    expect(page.locator("#code-search-note")).to_be_visible()
+    assert "status=completed" in page.url, "the search dropped the status filter"
+    assert listed_references(page) == {ez_ok.reference}
+    # The search box is not filled back with the code.
+    code_shown = ez_codes[1].lower() in page.content() or ez_codes[1] in page.content()
+    assert not code_shown, "the code is shown back on the list"
+    # The filters keep the code search: a status it does not have finds nothing.
+    page.select_option("#id_status", "failed")
+    page.click("#order-filters input[type=submit]")
+    expect(page.locator("#result_list")).to_contain_text("No orders match.")
+    # A code of another supplier's order finds that one.
+    page.click("#clear-search")
+    page.select_option("#id_status", "")
+    page.click("#order-filters input[type=submit]")
+    kalixo_code = issued_codes(sandbox_url, kalixo)[0]
+    page.fill("#id_term", kalixo_code)
+    page.click("#order-search input[type=submit]")
+    found = listed_references(page)
+    assert len(found) == 1 and found <= {kalixo_ok.reference, old.reference}
+    # A code nobody holds finds nothing.
+    page.fill("#id_term", "NOT-A-REAL-CODE-0000")
+    page.click("#order-search input[type=submit]")
+    expect(page.locator("#result_list")).to_contain_text("No orders match.")
+
+    leaked = any(requests.contains(code) for code in [*ez_codes, kalixo_code])
+    assert not leaked, "a code appeared in a URL the browser requested"
