@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 
-from orders import selectors, services
+from orders import services
 from orders.models import Order, OrderLine, VendorOrder, Voucher
 
 
@@ -71,12 +71,10 @@ class OrderAdmin(admin.ModelAdmin):
             Prefetch("vendor_orders", queryset=VendorOrder.objects.select_related("vendor"))
         )
         for order in orders:
-            for vendor_order in selectors.vendor_orders_to_repoll(order):
-                try:
-                    services.repoll_now(vendor_order=vendor_order, user=request.user)
-                    asked += 1
-                except services.OrderError as exc:
-                    messages.error(request, f"{vendor_order.client_reference}: {exc.message}")
+            count, refused = services.repoll_order(order=order, user=request.user)
+            asked += count
+            for message in refused:
+                messages.error(request, message)
         messages.success(request, f"Asked the suppliers again about {asked} supplier orders.")
 
 

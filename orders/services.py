@@ -401,6 +401,22 @@ def resolve_unknown(*, vendor_order: VendorOrder, user, supplier_order_id: str =
     return vo
 
 
+def repoll_order(*, order: Order, user) -> tuple[int, list[str]]:
+    """Ask again about an order's open supplier orders (``order.vendor_orders`` may be
+    prefetched): those waiting for a person, or else every open one. Returns how many were
+    asked and why the others could not be."""
+    from orders.selectors import vendor_orders_to_repoll  # selectors import this module
+
+    asked, refused = 0, []
+    for vo in vendor_orders_to_repoll(order):
+        try:
+            repoll_now(vendor_order=vo, user=user)
+            asked += 1
+        except OrderError as exc:
+            refused.append(f"{vo.client_reference}: {exc.message}")
+    return asked, refused
+
+
 # Dispatching
 
 

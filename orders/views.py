@@ -252,16 +252,12 @@ def order_live(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def order_repoll(request: HttpRequest, pk: int) -> HttpResponse:
     order = _visible_order(request, pk)
-    asked = 0
-    for vendor_order in selectors.vendor_orders_to_repoll(order):
-        try:
-            services.repoll_now(vendor_order=vendor_order, user=request.user)
-            asked += 1
-        except services.OrderError as exc:
-            messages.error(request, f"{vendor_order.client_reference}: {exc.message}")
+    asked, refused = services.repoll_order(order=order, user=request.user)
+    for message in refused:
+        messages.error(request, message)
     if asked:
         messages.success(request, f"Asked the supplier again about {asked} supplier orders.")
-    elif not selectors.vendor_orders_to_repoll(order):
+    elif not refused:
         messages.info(request, "Nothing is left to ask the supplier about.")
     return redirect("orders:order_detail", pk=order.pk)
 
