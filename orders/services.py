@@ -88,6 +88,10 @@ class PricedLine:
 # Placing
 
 
+def codes(count: int) -> str:
+    return f"{count} code" if count == 1 else f"{count} codes"
+
+
 def new_reference() -> str:
     return f"VP-{timezone.now():%y%m%d}-{secrets.token_hex(4).upper()}"
 
@@ -233,7 +237,7 @@ def place_order(*, user, lines: list[LineRequest], note: str = "",
             _create_vendor_orders(order, line)
         audit.record(
             action=audit.Action.PLACED, target=order, actor=user, order=order,
-            message=f"Placed {order.quantity} codes for {format_money(total, order.currency)}",
+            message=f"Placed {codes(order.quantity)} for {format_money(total, order.currency)}",
             data={"lines": [{"product": p.product.pk, "quantity": p.quantity,
                              "unit_cost": str(p.unit_cost), "routing": p.routing_note}
                             for p in priced]},
@@ -700,7 +704,7 @@ def _complete(vo: VendorOrder, order: Order, result: OrderResult) -> str:
     _close(vo, order, status, note, delivered=delivered, spent=spent)
     audit.record(
         action=audit.Action.CODES_STORED, target=vo, order=order,
-        message=f"{vo.client_reference}: {delivered} codes stored encrypted",
+        message=f"{vo.client_reference}: {codes(delivered)} stored encrypted",
         data={"delivered": delivered, "quantity": vo.quantity},
     )
     for voucher in duplicates:
