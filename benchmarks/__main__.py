@@ -1,7 +1,8 @@
 """``python -m benchmarks [scenario ...]``: run every scenario, or the ones named.
 
 ``make bench`` runs them all with ``VAR_DIR=var/bench``; ``make bench ARGS=polling`` runs one,
-``make bench ARGS="polling --orders 100 --arrival 20"`` a smaller one.
+``make bench ARGS="polling --orders 100 --arrival 20"`` a smaller one,
+``make bench ARGS="order_list --rows 100000"`` the order list on fewer orders.
 """
 
 import argparse
@@ -12,6 +13,7 @@ from benchmarks import harness
 
 SCENARIOS = {
     "polling": "benchmarks.polling",
+    "order_list": "benchmarks.order_list",
 }
 
 
@@ -24,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arrival", type=float, default=60.0,
                         help="seconds over which the orders arrive (60)")
     parser.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
+    parser.add_argument("--rows", type=int, default=1_000_000,
+                        help="orders in the order_list database (1000000)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
     if unknown:

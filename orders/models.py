@@ -53,8 +53,13 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["placed_by", "created_at"]),
-            models.Index(fields=["created_at"]),
             models.Index(fields=["currency", "created_at"]),
+            # Keyset pagination of the order list by each sortable column, then id.
+            models.Index(fields=["created_at", "id"], name="order_created_seek"),
+            models.Index(fields=["status", "id"], name="order_status_seek"),
+            models.Index(fields=["total_cost", "id"], name="order_total_seek"),
+            models.Index(fields=["quantity", "id"], name="order_quantity_seek"),
+            models.Index(fields=["placed_by", "id"], name="order_placed_by_seek"),
         ]
 
     def __str__(self) -> str:

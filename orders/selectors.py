@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from django.core import signing
+from django.core.exceptions import ValidationError
 from django.db.models import (
     Count,
     DecimalField,
@@ -33,7 +35,9 @@ from vendors.models import Balance, Product, Vendor
 OPEN_ORDER_STATUSES = (
     Order.Status.PENDING_APPROVAL, Order.Status.QUEUED, Order.Status.IN_PROGRESS,
 )
-# Columns the order list may be sorted by: URL name -> model field.
+# Columns the order list may be sorted by: URL name -> model field. None of them is ever
+# NULL, and every sort ends with the id, so that (sort value, id) orders the rows strictly:
+# the order list pages by seeking past the last row's pair (see order_page).
 ORDER_SORTS = {
     "reference": "reference",
     "placed": "created_at",
@@ -61,11 +65,16 @@ def visible_orders(user) -> QuerySet[Order]:
 def search_orders(orders: QuerySet[Order], term: str) -> QuerySet[Order]:
     """Our reference or the supplier's order id. Codes are searched by ``code`` (their blind
     index), never by a term in the URL. A subquery instead of a join keeps one row per
-    order."""
+    order.
+
+    References are made upper case (services.new_reference) and never edited, so a term in
+    any case is looked up as typed and upper-cased, both equalities the unique index of
+    ``reference`` answers (``iexact`` compares every row: a third of a second on a million
+    orders)."""
     term = term.strip()
     if not term:
         return orders
-    return orders.filter(Q(reference__iexact=term) | Q(
+    return orders.filter(Q(reference__in=sorted({term, term.upper()})) | Q(
         pk__in=VendorOrder.objects.filter(supplier_order_id=term).values("order_id")
     ))
 
@@ -133,12 +142,16 @@ def filter_orders(orders: QuerySet[Order], filters: OrderFilters) -> QuerySet[Or
     return sort_orders(orders, filters.sort)
 
 
+def normal_sort(sort: str) -> str:
+    """``sort`` when it names a whitelisted column (``-`` first for descending), else the
+    default."""
+    return sort if sort.removeprefix("-") in ORDER_SORTS else DEFAULT_ORDER_SORT
+
+
 def sort_orders(orders: QuerySet[Order], sort: str) -> QuerySet[Order]:
-    name = sort.removeprefix("-")
-    if name not in ORDER_SORTS:
-        sort, name = DEFAULT_ORDER_SORT, DEFAULT_ORDER_SORT.removeprefix("-")
+    sort = normal_sort(sort)
     direction = "-" if sort.startswith("-") else ""
-    return orders.order_by(f"{direction}{ORDER_SORTS[name]}", f"{direction}id")
+    return orders.order_by(f"{direction}{ORDER_SORTS[sort.removeprefix('-')]}", f"{direction}id")
 
 
 def with_list_details(orders: QuerySet[Order]) -> QuerySet[Order]:
@@ -166,6 +179,107 @@ def page_of(queryset: QuerySet, number: int, size: int) -> Page:
     start = (number - 1) * size
     rows = list(queryset[start:start + size + 1])
     return Page(rows=rows[:size], number=number, has_next=len(rows) > size)
+
+
+# Keyset (seek) pagination of the order list: a page is "the ``size`` rows after (or before)
+# this (sort value, id)", which the database finds with an index instead of reading and
+# dropping every row before an OFFSET. The position travels in the URL as an opaque cursor:
+# the sort, the row's sort value and its id, signed so that a cursor altered or made up by
+# hand, or left over from another sort, is refused (the list then shows its first page).
+
+CURSOR_SALT = "orders.order_list.cursor"
+
+
+@dataclass(frozen=True)
+class KeysetPage:
+    rows: list
+    has_next: bool
+    has_previous: bool
+    next_cursor: str  # the last row's position: the next page is ``after`` it
+    previous_cursor: str  # the first row's position: the previous page is ``before`` it
+    keyset = True  # for the pager template: cursors instead of page numbers
+
+
+def _sort_field(sort: str):
+    """The model field of a whitelisted sort, following a relation (``placed_by__username``)."""
+    model, field = Order, None
+    for name in ORDER_SORTS[sort.removeprefix("-")].split("__"):
+        field = model._meta.get_field(name)
+        model = field.related_model
+    return field
+
+
+def _sort_value(row: Order, sort: str):
+    value = row
+    for name in ORDER_SORTS[sort.removeprefix("-")].split("__"):
+        value = getattr(value, name)
+    return value
+
+
+def order_cursor(row: Order, sort: str) -> str:
+    """The opaque position of ``row`` in the order list sorted by ``sort``."""
+    sort = normal_sort(sort)
+    value = _sort_value(row, sort)
+    value = value.isoformat() if isinstance(value, datetime) else str(value)
+    return signing.Signer(salt=CURSOR_SALT).sign_object([sort, value, row.pk])
+
+
+def read_cursor(cursor: str, sort: str) -> tuple[object, int] | None:
+    """(sort value, id) of a cursor made by order_cursor for this ``sort``; None for
+    anything else."""
+    try:
+        cursor_sort, value, pk = signing.Signer(salt=CURSOR_SALT).unsign_object(cursor)
+        if cursor_sort != normal_sort(sort) or type(pk) is not int or type(value) is not str:
+            return None
+        return _sort_field(cursor_sort).to_python(value), pk
+    except (signing.BadSignature, ValidationError, ValueError, TypeError):
+        return None
+
+
+def _seek(field: str, value, pk: int, *, greater: bool) -> Q:
+    """Rows whose (field, id) comes after (value, pk), ascending when ``greater``. The first
+    condition alone is what an index on ``field`` can range-scan."""
+    if greater:
+        return Q(**{f"{field}__gte": value}) & (
+            Q(**{f"{field}__gt": value}) | Q(**{field: value, "id__gt": pk}))
+    return Q(**{f"{field}__lte": value}) & (
+        Q(**{f"{field}__lt": value}) | Q(**{field: value, "id__lt": pk}))
+
+
+def order_page(orders: QuerySet[Order], sort: str, *, size: int, after: str = "",
+               before: str = "") -> KeysetPage:
+    """The page of ``orders`` (filtered, see filter_orders) sorted by ``sort``: the rows
+    after the cursor ``after``, or before the cursor ``before``, or else the first page.
+    One query whatever the depth: no COUNT, and one row more than ``size`` tells whether
+    there is a page further on. A bad cursor (or both) gives the first page."""
+    sort = normal_sort(sort)
+    orders = sort_orders(orders, sort)
+    field = ORDER_SORTS[sort.removeprefix("-")]
+    descending = sort.startswith("-")
+    position = read_cursor(after or before, sort) if bool(after) != bool(before) else None
+    backward = position is not None and bool(before)
+    first = orders
+    if position is not None:
+        # Forward on an ascending sort, or backward on a descending one: greater pairs.
+        orders = orders.filter(_seek(field, *position, greater=descending == backward))
+    if backward:
+        orders = orders.reverse()  # the nearest rows first: (field, id) the other way
+    rows = list(orders[:size + 1])
+    more, rows = len(rows) > size, rows[:size]
+    if position is not None and (not rows or backward and not more and len(rows) < size):
+        # Nothing left after the cursor, or back at the start with a short page: rows were
+        # added or deleted since the link was made. The first page, full, instead.
+        return order_page(first, sort, size=size)
+    if backward:
+        rows.reverse()
+        has_next, has_previous = True, more
+    else:
+        has_next, has_previous = more, position is not None
+    return KeysetPage(
+        rows=rows, has_next=has_next, has_previous=has_previous,
+        next_cursor=order_cursor(rows[-1], sort) if rows and has_next else "",
+        previous_cursor=order_cursor(rows[0], sort) if rows and has_previous else "",
+    )
 
 
 def order_detail(user, pk: int) -> Order:

@@ -186,10 +186,14 @@ def _carried_filters(data) -> list[tuple[str, str]]:
 
 @login_required
 def order_list(request: HttpRequest) -> HttpResponse:
+    """Paged by cursor (``after`` or ``before``, see selectors.order_page), never by number:
+    a page deep in a million orders costs what the first one does."""
     form, orders = _filtered_orders(request)
-    page = selectors.page_of(selectors.with_list_details(orders), _page_number(request),
-                             PAGE_SIZE)
-    sort = form.cleaned_data.get("sort") or selectors.DEFAULT_ORDER_SORT
+    sort = selectors.normal_sort(form.cleaned_data.get("sort") or "")
+    page = selectors.order_page(
+        selectors.with_list_details(orders), sort, size=PAGE_SIZE,
+        after=request.GET.get("after", ""), before=request.GET.get("before", ""),
+    )
     return _render(request, "orders/order_list.html", {
         "form": form, "page": page, "headers": _sort_headers(sort),
         "search_form": OrderSearchForm(initial={"term": form.cleaned_data.get("q", "")}),

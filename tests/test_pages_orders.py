@@ -1,17 +1,22 @@
 """The order list, the order page, code reveal and the CSV export."""
 
+import base64
 import csv
 import io
+import json
+import re
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from urllib.parse import parse_qs, unquote_plus, urlsplit
+from html import unescape
+from urllib.parse import parse_qs, unquote_plus, urlencode, urljoin, urlsplit
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
+from orders import selectors
 from orders.custody import seal
 from orders.models import Order, OrderLine, VendorOrder, Voucher
 from portal.crypto import default_keyring
@@ -299,19 +304,140 @@ def test_it_sorts_only_by_whitelisted_columns(staff_client, make_order):
                             {"sort": "placed_by__password"}).status_code == 200
 
 
-def test_it_pages_without_counting(staff_client, make_order, django_assert_num_queries):
+def rel_link(html: str, rel: str) -> str | None:
+    """The pager's link of that ``rel``, as a URL to get."""
+    match = re.search(rf'<a href="([^"]*)" rel="{rel}">', html)
+    return urljoin(reverse("orders:order_list"), unescape(match.group(1))) if match else None
+
+
+def listed(html: str) -> list[str]:
+    """The references of the list's rows, in order."""
+    return re.findall(r'<td><a href="/orders/\d+/">([^<]+)</a></td>', html)
+
+
+def test_it_pages_without_counting(staff_client, make_order, django_assert_max_num_queries):
     from orders import views
 
     orders = [make_order() for _ in range(views.PAGE_SIZE + 1)]
-    first = page(staff_client.get(reverse("orders:order_list"), {"sort": "reference"}))
+    with django_assert_max_num_queries(PAGE_QUERIES) as queries:
+        first = page(staff_client.get(reverse("orders:order_list"), {"sort": "reference"}))
     assert 'rel="next"' in first and 'rel="prev"' not in first
-    assert orders[0].reference in first or orders[-1].reference not in first
-    second = page(staff_client.get(reverse("orders:order_list"),
-                                   {"sort": "reference", "page": 2}))
+    sql = " ".join(query["sql"] for query in queries.captured_queries).upper()
+    assert "COUNT(" not in sql and "OFFSET" not in sql
+    second = page(staff_client.get(rel_link(first, "next")))
     assert 'rel="prev"' in second and 'rel="next"' not in second
-    assert "sort=reference" in second
+    assert "sort=reference" in rel_link(second, "prev")
     last = sorted(o.reference for o in orders)[-1]
-    assert last in second and last not in first
+    assert listed(second) == [last] and last not in first
+
+
+def walk(client, url: str) -> tuple[list[list[str]], list[list[str]]]:
+    """Follow "Next" from ``url`` to the last page, then "Previous" back to the first:
+    the pages' references either way, in the order they were visited."""
+    forward = [page(client.get(url))]
+    while (link := rel_link(forward[-1], "next")) is not None:
+        assert len(forward) < 50, "the pager never ends"
+        forward.append(page(client.get(link)))
+    backward = [forward[-1]]
+    while (link := rel_link(backward[-1], "prev")) is not None:
+        assert len(backward) < 50, "the pager never gets back to the start"
+        backward.append(page(client.get(link)))
+    return [listed(html) for html in forward], [listed(html) for html in backward]
+
+
+@pytest.mark.parametrize("sort", ["", "quantity", "-total", "placed_by"])
+def test_it_walks_the_pages_forward_and_back_by_cursor(staff_client, make_order, sort,
+                                                       monkeypatch, django_user_model):
+    from orders import views
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 4)
+    another = django_user_model.objects.create_user("another")
+    now = timezone.now().replace(microsecond=0)
+    for i in range(23):
+        # Ties on every sort (the same time, quantity, total or person) only the id separates.
+        make_order(quantity=1 + i % 3, created_at=now - timedelta(minutes=i // 4),
+                   user=another if i % 2 else None,
+                   status=Order.Status.FAILED if i % 5 == 0 else Order.Status.COMPLETED)
+    params = {"status": "completed", "currency": "GBP", **({"sort": sort} if sort else {})}
+    expected = list(selectors.sort_orders(
+        Order.objects.filter(status="completed"), sort or selectors.DEFAULT_ORDER_SORT,
+    ).values_list("reference", flat=True))
+    assert len(expected) == 18
+
+    forward, backward = walk(staff_client, f"{reverse('orders:order_list')}?{urlencode(params)}")
+    assert [len(rows) for rows in forward] == [4, 4, 4, 4, 2]
+    assert sum(forward, []) == expected, "a row was skipped, repeated or out of order"
+    assert backward == forward[::-1], "going back did not retrace the same pages"
+
+
+def test_it_keeps_the_filters_and_the_sort_in_the_cursor_links(staff_client, make_order,
+                                                                monkeypatch):
+    from orders import views
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 2)
+    for _ in range(5):
+        make_order()
+    html = page(staff_client.get(reverse("orders:order_list"),
+                                 {"status": "completed", "sort": "-reference", "page": "7"}))
+    second = page(staff_client.get(rel_link(html, "next")))
+    for link in (rel_link(second, "next"), rel_link(second, "prev"), rel_link(second, "first")):
+        query = parse_qs(urlsplit(link).query)
+        assert query["status"] == ["completed"] and query["sort"] == ["-reference"]
+        assert "page" not in query and len({"after", "before"} & set(query)) <= 1
+    assert parse_qs(urlsplit(rel_link(second, "first")).query).keys() == {"status", "sort"}
+    # Sorting again, or searching, starts from the first page.
+    assert "after=" not in second.split('id="result_list"')[1].split("</thead>")[0]
+
+
+def test_it_shows_the_first_page_for_a_bad_or_tampered_cursor(staff_client, make_order,
+                                                             monkeypatch):
+    from orders import views
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 3)
+    for _ in range(10):
+        make_order()
+    url = reverse("orders:order_list")
+    first = page(staff_client.get(url))
+    cursor = parse_qs(urlsplit(rel_link(first, "next")).query)["after"][0]
+    value, signature = cursor.rsplit(":", 1)
+    payload = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    payload[2] -= 1  # another id, with the same signature
+    forged = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode())
+    flipped = cursor[:5] + ("A" if cursor[5] != "A" else "B") + cursor[6:]
+    for params in (
+        {"after": forged.decode().rstrip("=") + ":" + signature},
+        {"after": flipped}, {"before": flipped}, {"after": "garbage"}, {"before": "%%%"},
+        {"after": value}, {"after": cursor, "sort": "reference"},  # another sort's cursor
+        {"after": cursor, "before": cursor},
+        {"after": cursor + "x" * 5000},
+    ):
+        html = page(staff_client.get(url, params))
+        expected = first if "sort" not in params else page(
+            staff_client.get(url, {"sort": params["sort"]}))
+        assert listed(html) == listed(expected), params
+        assert 'rel="prev"' not in html and 'rel="next"' in html
+    # The genuine cursor moves on.
+    assert listed(page(staff_client.get(url, {"after": cursor})))[0] not in listed(first)
+
+
+def test_it_shows_the_first_page_when_a_cursor_has_gone_stale(staff_client, make_order,
+                                                               monkeypatch):
+    from orders import views
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 3)
+    orders = [make_order() for _ in range(6)]  # the list: 5 4 3 | 2 1 0
+    first = page(staff_client.get(reverse("orders:order_list")))
+    second = page(staff_client.get(rel_link(first, "next")))
+    assert 'rel="next"' not in second
+    # Orders before the second page are deleted: "Previous" shows a full first page.
+    Order.objects.filter(pk__in=[orders[5].pk, orders[4].pk]).delete()
+    back = page(staff_client.get(rel_link(second, "prev")))
+    assert listed(back) == [orders[i].reference for i in (3, 2, 1)]
+    assert 'rel="prev"' not in back and 'rel="next"' in back
+    # Nothing is left after the cursor: the first page again rather than an empty one.
+    Order.objects.filter(pk__in=[orders[i].pk for i in (2, 1, 0)]).delete()
+    html = page(staff_client.get(rel_link(first, "next")))
+    assert listed(html) == [orders[3].reference] and 'rel="prev"' not in html
 
 
 # Query counts
@@ -326,6 +452,23 @@ def test_it_lists_orders_in_a_fixed_number_of_queries(staff_client, make_order, 
         html = page(staff_client.get(reverse("orders:order_list"),
                                      {"status": "completed", "currency": "GBP"}))
     assert html.count("<progress") == rows
+
+
+@pytest.mark.parametrize("direction", ["next", "prev"])
+def test_it_lists_a_page_by_cursor_in_a_fixed_number_of_queries(
+        staff_client, make_order, direction, monkeypatch, django_assert_max_num_queries):
+    from orders import views
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 10)
+    for _ in range(25):
+        make_order(codes=[uuid.uuid4().hex], vendor_orders=2)
+    url = rel_link(page(staff_client.get(reverse("orders:order_list"))), "next")
+    if direction == "prev":
+        url = rel_link(page(staff_client.get(rel_link(page(staff_client.get(url)), "next"))),
+                       "prev")
+    with django_assert_max_num_queries(PAGE_QUERIES):
+        html = page(staff_client.get(url))
+    assert html.count("<progress") == 10
 
 
 @pytest.mark.parametrize("rows", [1, 30])
