@@ -34,12 +34,8 @@ def check_worker() -> bool:
         return False
     now = timezone.now()
     for worker in workers:
-        beat = worker.last_heartbeat
-        if beat is None:
-            continue
-        if timezone.is_naive(beat):
-            beat = timezone.make_aware(beat, timezone.utc)
-        if (now - beat).total_seconds() <= settings.WORKER_HEARTBEAT_MAX_AGE:
+        beat = worker.last_heartbeat  # aware, in UTC
+        if beat is not None and (now - beat).total_seconds() <= settings.WORKER_HEARTBEAT_MAX_AGE:
             return True
     return False
 
