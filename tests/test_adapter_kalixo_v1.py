@@ -8,12 +8,10 @@ from decimal import Decimal
 import pytest
 import requests
 import responses
-from hypothesis import given
-from hypothesis import strategies as st
 
 from portal.http import SupplierError
-from vendors.adapters.base import OrderRequest, SupplierStatus, map_status
-from vendors.adapters.kalixo_v1 import STATUSES, KalixoV1
+from vendors.adapters.base import OrderRequest, SupplierStatus
+from vendors.adapters.kalixo_v1 import KalixoV1
 
 BASE = "https://api.kalixo.io"
 LOGIN = f"{BASE}/v1/auth/login"
@@ -660,14 +658,3 @@ def test_it_keeps_codes_out_of_reprs(adapter):
     from vendors.adapters.base import CodeInfo
     assert "TOP-SECRET" not in repr(CodeInfo(code="TOP-SECRET"))
     assert PASSWORD not in repr(adapter)
-
-
-@given(st.text())
-def test_it_maps_any_string_to_a_status_and_only_table_values_to_success(value):
-    status = map_status(STATUSES, value)
-    assert isinstance(status, SupplierStatus)
-    key = value.strip().lower().replace("-", "_").replace(" ", "_")
-    if key not in STATUSES:
-        assert status is SupplierStatus.UNKNOWN
-    if status in (SupplierStatus.COMPLETED, SupplierStatus.PARTIALLY_COMPLETED):
-        assert key == "completed"

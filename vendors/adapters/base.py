@@ -35,10 +35,14 @@ class SupplierStatus(enum.StrEnum):
         return self in (self.COMPLETED, self.PARTIALLY_COMPLETED, self.FAILED, self.CANCELLED)
 
 
+def status_key(value: object) -> str:
+    """A supplier status as the tables spell it: lower case, words joined by underscores."""
+    return str(value or "").strip().lower().replace("-", "_").replace(" ", "_")
+
+
 def map_status(table: dict[str, SupplierStatus], value: object) -> SupplierStatus:
     """Look a supplier status up in an adapter's table, ignoring case and separators."""
-    key = str(value or "").strip().lower().replace("-", "_").replace(" ", "_")
-    return table.get(key, SupplierStatus.UNKNOWN)
+    return table.get(status_key(value), SupplierStatus.UNKNOWN)
 
 
 @dataclass(frozen=True)
