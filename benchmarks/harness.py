@@ -159,6 +159,15 @@ class Workers:
         return counts
 
 
+    def supplier_answers(self) -> Counter:
+        """The supplier's answers to the workers, by HTTP status."""
+        counts: Counter = Counter()
+        line = re.compile(r" portal\.http (?:GET|POST|PUT|PATCH|DELETE) \S+ -> (\d{3}) ")
+        for path in self.logs:
+            counts.update(line.findall(path.read_text(errors="replace")))
+        return counts
+
+
 def request_kind(method: str, url: str) -> str:
     if method == "POST" and url.rstrip("/").endswith("/orders"):
         return "submit"

@@ -9,7 +9,10 @@ the sandbox over HTTP), each time on a fresh sandbox account:
   the supplier's ``estimatedReadyAt``, then back-off;
 - baseline: the same workers with the next-poll time replaced by a fixed clock: every open
   order is polled at the next tick of one 60-second loop, whatever the supplier estimated.
-  It runs for real, so it takes a minute longer than the arrivals.
+  It runs for real, so it takes a minute longer than the arrivals;
+- faults: the engine again, with one supplier read in five answering 502 (the sandbox's
+  ``error_5xx_every``, at random) and, halfway through the arrivals, a 429 burst: for
+  ``BURST_SECONDS`` every request of the account answers 429 with the ``Retry-After`` left.
 
 Measured per run: supplier requests per completed order (every request the workers sent,
 counted from their ``portal.http`` log lines: the price check, the submission, the polls) and
@@ -33,6 +36,8 @@ import requests
 from benchmarks.harness import Workers, percentile
 
 DISPATCH_INTERVAL = 2.0  # portal/cron.py runs dispatch_due every 2 s
+FAULTS = {"error_5xx_every": 5}
+BURST_SECONDS = 5.0
 BASELINE_INTERVAL = 60.0
 LIFTED = {"rate_limit_per_minute": 100000}
 
@@ -55,6 +60,8 @@ class Result:
     polls: int = 0
     lags: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    answers: Counter = field(default_factory=Counter)  # by HTTP status
+
 
 
 def make_vendor(sandbox_url: str, name: str, **fields):
@@ -95,7 +102,8 @@ def plan(rng: random.Random, products: list, count: int, arrival: float) -> list
 
 
 def run_once(name: str, *, var_dir, sandbox_url: str, user, schedule: list[Planned],
-             vendor_fields: dict, fixed_interval: float | None = None) -> Result:
+             vendor_fields: dict, fixed_interval: float | None = None,
+             faults: dict | None = None) -> Result:
     import django_rq
     from django.db.models import Min
     from rq import Worker
@@ -105,6 +113,8 @@ def run_once(name: str, *, var_dir, sandbox_url: str, user, schedule: list[Plann
     from vendors.models import Product
 
     vendor = make_vendor(sandbox_url, name, **vendor_fields)
+    fault_url = f"{sandbox_url}/_sandbox/kalixo_v2/faults/{vendor.sandbox_account}"
+    burst_at = schedule[len(schedule) // 2].at if faults else None
     products = {p.supplier_product_id: p for p in Product.objects.filter(vendor=vendor)}
     open_orders = VendorOrder.objects.filter(vendor=vendor, attention="").exclude(
         status__in=services.FINAL
@@ -124,10 +134,17 @@ def run_once(name: str, *, var_dir, sandbox_url: str, user, schedule: list[Plann
                 raise RuntimeError("the RQ workers did not start")
             time.sleep(0.2)
 
+        if faults:
+            requests.post(fault_url, json={**LIFTED, **faults}, timeout=10).raise_for_status()
         start = time.monotonic()
         placed, next_dispatch = 0, 0.0
         while True:
             now = time.monotonic() - start
+            if burst_at is not None and now >= burst_at:
+                burst_at = None
+                burst = {"rate_limited_until": time.time() + BURST_SECONDS}
+                requests.post(fault_url, json={**LIFTED, **faults, **burst},
+                              timeout=10).raise_for_status()
             while placed < len(schedule) and schedule[placed].at <= now:
                 item = schedule[placed]
                 services.place_order(user=user, lines=[services.LineRequest(
@@ -144,6 +161,7 @@ def run_once(name: str, *, var_dir, sandbox_url: str, user, schedule: list[Plann
             time.sleep(0.05)
         result.seconds = time.monotonic() - start
     result.requests = workers.supplier_requests()
+    result.answers = workers.supplier_answers()
 
     orders = Order.objects.filter(lines__vendor=vendor)
     result.completed = orders.filter(status=Order.Status.COMPLETED).count()
@@ -184,11 +202,16 @@ def report(results: list[Result], *, orders: int, codes: int, arrival: float) ->
           "stored (Voucher.created_at);")
     print(f"baseline: the same engine and workers with the next poll on one fixed "
           f"{BASELINE_INTERVAL:.0f}-second clock, estimate ignored, run for real (not computed).")
+    print(f"faults: one supplier read (GET) in {FAULTS['error_5xx_every']} answered 502 all run "
+          f"long, and for {BURST_SECONDS:.0f} s halfway through the arrivals every request "
+          "answered 429 with the Retry-After left; req/order counts the failed requests too.")
     for r in results:
         other = {k: v for k, v in r.requests.items()
                  if k not in ("price check", "submit", "poll")}
         if other:
             print(f"{r.name}: other requests {dict(other)}")
+        if r.answers:
+            print(f"{r.name}: supplier answers {dict(sorted(r.answers.items()))}")
 
 
 def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
@@ -204,14 +227,16 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
     codes = sum(p.quantity for p in schedule)
 
     results = []
-    for name, fields, interval in (
-        ("ETA-aware engine (as configured)", {}, None),
-        (f"fixed {BASELINE_INTERVAL:.0f} s loop (baseline)", {}, BASELINE_INTERVAL),
+    for name, fields, interval, faults in (
+        ("ETA-aware engine (as configured)", {}, None, None),
+        (f"fixed {BASELINE_INTERVAL:.0f} s loop (baseline)", {}, BASELINE_INTERVAL, None),
+        ("engine, 1 read in 5 -> 502, 429 burst", {}, None, FAULTS),
     ):
         print(f"running {name}: {len(schedule)} orders over {args.arrival:.0f} s ...",
               flush=True)
         result = run_once(name, var_dir=var_dir, sandbox_url=sandbox_url, user=user,
-                          schedule=schedule, vendor_fields=fields, fixed_interval=interval)
+                          schedule=schedule, vendor_fields=fields, fixed_interval=interval,
+                          faults=faults)
         results.append(result)
     report(results, orders=len(schedule), codes=codes, arrival=args.arrival)
 

@@ -1,9 +1,40 @@
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
+from django.http import Http404
+from django.template.response import TemplateResponse
 
-from orders import services
-from orders.models import Order, OrderLine, VendorOrder, Voucher
+from orders import selectors, services, spend
+from orders.models import Order, OrderLine, SpendLimit, VendorOrder, Voucher
+from portal import twofactor
+from portal.money import MoneyError, currency_code
+
+
+class ScopedAdmin(admin.ModelAdmin):
+    """Lists, pages and actions hold only the rows the user may see, by the same selectors
+    as the portal's pages; the page of any other row is a 404, as a missing one is."""
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such object.")
+        return obj
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # orders and their parts are records of money spent: never deleted
+
+    def response_action(self, request, queryset):
+        """Refuse an action outright when a selected row is not the user's to see (the
+        admin would otherwise drop it silently and act on the rest)."""
+        selected = set(request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME))
+        if selected and not request.POST.get("select_across") and (
+            queryset.filter(pk__in=selected).count() < len(selected)
+        ):
+            messages.error(request, "A selected row is not yours to act on: nothing was done.")
+            return None
+        return super().response_action(request, queryset)
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -31,7 +62,7 @@ class VendorOrderInline(ReadOnlyInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(ScopedAdmin):
     list_display = ("reference", "status", "placed_by", "quantity", "delivered_quantity",
                     "total_cost", "currency", "reviewed", "created_at")
     list_filter = ("status", "currency", "reviewed", "lines__vendor")
@@ -49,15 +80,37 @@ class OrderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Mark reviewed")
+    def get_queryset(self, request):
+        return selectors.visible_orders(request.user, super().get_queryset(request))
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return super().has_view_permission(request, obj) and (
+            obj is None or services.can_view_order(request.user, obj)
+        )
+
+    def has_mark_reviewed_permission(self, request) -> bool:
+        return request.user.has_perm("orders.approve_order")
+
+    def has_export_permission(self, request) -> bool:
+        return services.can_export(request.user)
+
+    @admin.action(description="Mark reviewed", permissions=["mark_reviewed"])
     def mark_reviewed(self, request, queryset) -> None:
-        count = queryset.update(reviewed=True)
+        count = 0
+        for order in queryset:
+            try:
+                services.mark_reviewed(order=order, user=request.user)
+                count += 1
+            except PermissionDenied as exc:
+                messages.error(request, str(exc))
         messages.success(request, f"{count} orders marked reviewed.")
 
-    @admin.action(description="Export selected orders' codes")
+    @admin.action(description="Export selected orders' codes", permissions=["export"])
     def export_codes(self, request, queryset):
         from orders.views import csv_response
 
+        if twofactor.needs_reauthentication(request):
+            return twofactor.reauthentication_redirect(request, request.get_full_path())
         try:
             return csv_response(queryset, request.user, "orders-codes.csv")
         except PermissionDenied as exc:
@@ -71,6 +124,10 @@ class OrderAdmin(admin.ModelAdmin):
             Prefetch("vendor_orders", queryset=VendorOrder.objects.select_related("vendor"))
         )
         for order in orders:
+            if not services.can_repoll(request.user, order):
+                messages.error(request, f"{order.reference}: nothing you may re-poll (only "
+                               "its placer or an operator, and only what was sent).")
+                continue
             count, refused = services.repoll_order(order=order, user=request.user)
             asked += count
             for message in refused:
@@ -79,7 +136,7 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(VendorOrder)
-class VendorOrderAdmin(admin.ModelAdmin):
+class VendorOrderAdmin(ScopedAdmin):
     list_display = ("client_reference", "order", "vendor", "supplier_order_id", "status",
                     "quantity", "delivered_quantity", "next_poll_at", "attempts", "created_at")
     list_filter = ("status", "vendor")
@@ -88,24 +145,95 @@ class VendorOrderAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     readonly_fields = [f.name for f in VendorOrder._meta.fields]
-    actions = ("resend_confirmed_absent",)
+    actions = ("repoll_now", "resend_confirmed_absent", "attach_supplier_order")
 
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Send again: the supplier confirms it has no such order")
-    def resend_confirmed_absent(self, request, queryset) -> None:
+    def get_queryset(self, request):
+        return selectors.visible_vendor_orders(request.user, super().get_queryset(request))
+
+    @admin.action(description="Re-poll now")
+    def repoll_now(self, request, queryset) -> None:
         for vendor_order in queryset:
+            try:
+                services.repoll_now(vendor_order=vendor_order, user=request.user)
+                messages.success(request, f"{vendor_order.client_reference}: asked again.")
+            except services.OrderError as exc:
+                messages.error(request, f"{vendor_order.client_reference}: {exc.message}")
+            except PermissionDenied as exc:
+                messages.error(request, f"{vendor_order.client_reference}: {exc}")
+
+    def has_resolve_permission(self, request) -> bool:
+        """Offer the resolve actions to operators; each supplier order is then checked by
+        services.can_resolve."""
+        return request.user.has_perm("orders.change_vendororder")
+
+    def _resolvable(self, request, queryset) -> list[VendorOrder]:
+        chosen = []
+        for vendor_order in queryset.select_related("vendor", "line__product"):
+            if services.can_resolve(request.user, vendor_order):
+                chosen.append(vendor_order)
+            else:
+                messages.error(request, f"{vendor_order.client_reference}: only a supplier "
+                               "order whose outcome is unknown and that waits for a person can "
+                               "be resolved.")
+        return chosen
+
+    @admin.action(description="Send again: the supplier confirms it has no such order "
+                  "(buys twice if it does have it)", permissions=["resolve"])
+    def resend_confirmed_absent(self, request, queryset) -> None:
+        for vendor_order in self._resolvable(request, queryset):
             try:
                 services.resolve_unknown(vendor_order=vendor_order, user=request.user,
                                          absent=True)
                 messages.success(request, f"{vendor_order.client_reference}: sent again.")
             except services.OrderError as exc:
                 messages.error(request, f"{vendor_order.client_reference}: {exc.message}")
+            except PermissionDenied as exc:
+                messages.error(request, f"{vendor_order.client_reference}: {exc}")
+
+    @admin.action(description="Attach the supplier's order: fetch it by its id, check it is "
+                  "ours, store its codes (nothing bought again)", permissions=["resolve"])
+    def attach_supplier_order(self, request, queryset):
+        chosen = self._resolvable(request, queryset)
+        if len(chosen) != 1:
+            if chosen or not queryset.exists():
+                messages.error(request, "Choose one supplier order to attach.")
+            return None
+        vendor_order = chosen[0]
+        form = AttachForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            try:
+                services.attach_supplier_order(
+                    vendor_order=vendor_order, user=request.user,
+                    supplier_order_id=form.cleaned_data["supplier_order_id"],
+                )
+            except services.OrderError as exc:
+                form.add_error("supplier_order_id", exc.message)
+            else:
+                messages.success(request, f"{vendor_order.client_reference}: attached to "
+                                 f"{vendor_order.vendor} order "
+                                 f"{form.cleaned_data['supplier_order_id']}.")
+                return None
+        return TemplateResponse(request, "admin/orders/vendororder/attach.html", {
+            **self.admin_site.each_context(request), "title": "Attach the supplier's order",
+            "vendor_order": vendor_order, "form": form, "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }, status=400 if form.is_bound else 200)
+
+
+class AttachForm(forms.Form):
+    supplier_order_id = forms.CharField(
+        max_length=100, label="Supplier's order id",
+        help_text="The portal fetches this order from the supplier, checks our reference, the "
+                  "product and the quantity, then stores its codes and settles the ledger. A "
+                  "mismatch is refused and changes nothing.",
+    )
 
 
 @admin.register(Voucher)
-class VoucherAdmin(admin.ModelAdmin):
+class VoucherAdmin(ScopedAdmin):
     """Codes appear masked only; revealing one is a service call with its own audit row."""
 
     list_display = ("masked", "order", "vendor_order", "serial", "expires_at", "duplicate",
@@ -122,5 +250,83 @@ class VoucherAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(
+            order__in=selectors.visible_orders(request.user).values("pk")
+        )
+
+class SpendLimitForm(forms.ModelForm):
+    class Meta:
+        model = SpendLimit
+        fields = ("user", "currency", "per_order", "daily_cap")
+
+    def __init__(self, *args, actor=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.actor = actor
+
+    def clean_currency(self) -> str:
+        try:
+            return currency_code(self.cleaned_data["currency"])
+        except MoneyError:
+            raise forms.ValidationError("Not an ISO 4217 currency code.") from None
+
+    def clean_per_order(self):
+        return self._not_negative("per_order")
+
+    def clean_daily_cap(self):
+        return self._not_negative("daily_cap")
+
+    def _not_negative(self, name: str):
+        value = self.cleaned_data[name]
+        if value is not None and value < 0:
+            raise forms.ValidationError("A limit cannot be negative.")
+        return value
+
+    def clean_user(self):
+        user = self.cleaned_data["user"]
+        if self.actor is not None and not spend.can_set_spend_limit(self.actor, user):
+            raise forms.ValidationError("You may not set your own spend limits.")
+        return user
+
+
+@admin.register(SpendLimit)
+class SpendLimitAdmin(admin.ModelAdmin):
+    """A user's limits per currency, set by operators (never their own); empty fields keep
+    the portal defaults. Saving and deleting go through orders.spend, with audit rows."""
+
+    form = SpendLimitForm
+    list_display = ("user", "currency", "per_order", "daily_cap", "updated_at")
+    list_filter = ("currency",)
+    search_fields = ("user__username",)
+    list_select_related = ("user",)
+    actions = None  # deleting goes through delete_model, one limit at a time
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+
+        class WithActor(form):
+            def __init__(self, *args, **kw) -> None:
+                super().__init__(*args, actor=request.user, **kw)
+
+        return WithActor
+
+    def _may_edit(self, request, obj=None) -> bool:
+        return spend.can_set_spend_limit(request.user, obj.user if obj else None)
+
+    def has_add_permission(self, request) -> bool:
+        return self._may_edit(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._may_edit(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._may_edit(request, obj)
+
+    def save_model(self, request, obj, form, change) -> None:
+        spend.set_spend_limit(actor=request.user, limit=obj)
+
+    def delete_model(self, request, obj) -> None:
+        spend.delete_spend_limit(actor=request.user, limit=obj)

@@ -22,6 +22,8 @@ BOM = "\ufeff"
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 500
+# How many order references an export's audit row names (the count is always exact).
+AUDITED_REFERENCES = 1000
 
 
 def neutralise(value: object) -> str:
@@ -32,23 +34,28 @@ def neutralise(value: object) -> str:
 def export_rows(*, orders_queryset: QuerySet[Order], user) -> Iterator[list[str]]:
     """Check, audit, then give an iterator of rows (header first) of every code of the
     orders. Raises PermissionDenied before anything is written or streamed."""
-    if not user.is_active or not user.has_perm("orders.export_codes"):
+    if not services.can_export(user):
         raise PermissionDenied("You may not export codes.")
     orders = orders_queryset.order_by()
-    order_count, single = 0, None
+    order_count, single, references, order_ids = 0, None, [], []
     for order in orders.only("pk", "reference", "placed_by_id").iterator(chunk_size=CHUNK):
-        if not services.can_reveal(user, order):
+        if not services.can_export(user, order):
             raise PermissionDenied(f"You may not see the codes of order {order.reference}.")
         order_count += 1
         single = order
+        if order_count <= AUDITED_REFERENCES:
+            references.append(order.reference)
+            order_ids.append(order.pk)
     vouchers = Voucher.objects.filter(order__in=orders.values("pk"))
     with transaction.atomic():
         code_count = vouchers.count()
         one = single if order_count == 1 else None
         audit.record(
             action=audit.Action.EXPORTED, target=one, actor=user, order=one,
-            message=f"Exported {code_count} codes of {order_count} orders",
-            data={"orders": order_count, "codes": code_count},
+            message=f"Exported {services.codes(code_count)} of {order_count} orders: "
+            f"{', '.join(references)}",
+            data={"orders": order_count, "codes": code_count, "order_ids": order_ids,
+                  "references": references},
         )
     return _rows(vouchers)
 

@@ -1,9 +1,12 @@
+from decimal import Decimal
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from orders import selectors, services
 from orders.models import Order
+from portal.forms import bounded_date_field, currency_code
 from vendors.models import Product, Vendor
 
 # The only supplier API that settles an order in another currency than the product's.
@@ -29,15 +32,17 @@ class OrderForm(forms.Form):
     brand = forms.CharField(max_length=100, required=False,
                             widget=forms.TextInput(attrs={"list": "brand-options"}))
     face_value = forms.DecimalField(max_digits=18, decimal_places=4, required=False,
+                                    min_value=Decimal("0.0001"),
                                     help_text="For routing, or for an open-value product.")
     currency = forms.CharField(max_length=3, required=False, label="Face currency",
+                               validators=[currency_code],
                                help_text="For routing: only offers in this currency.")
     quantity = forms.IntegerField(
         initial=1,
         widget=forms.NumberInput(attrs={"min": 1, "max": settings.ORDER_MAX_QUANTITY}),
     )
     pay_with_currency = forms.CharField(
-        max_length=3, required=False,
+        max_length=3, required=False, validators=[currency_code],
         help_text="EZ Cards only: the balance currency that pays for the order.",
     )
     note = forms.CharField(max_length=500, required=False,
@@ -46,6 +51,10 @@ class OrderForm(forms.Form):
                                      label="Purchase-order number")
 
     quote: selectors.Quote | None = None
+
+    def __init__(self, *args, user=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user  # quotes for a user add their repeats and spend limits
 
     def clean_currency(self) -> str:
         return self.cleaned_data["currency"].strip().upper()
@@ -69,7 +78,7 @@ class OrderForm(forms.Form):
             self.add_error("product", "Choose a product, or a brand and a face value.")
             return data
         try:
-            self.quote = selectors.quote(self.line_request())
+            self.quote = selectors.quote(self.line_request(), user=self.user)
         except services.OrderError as exc:
             self.add_error(exc.field if exc.field in self.fields else None, exc.message)
             return data
@@ -97,7 +106,30 @@ class OrderForm(forms.Form):
 
 
 class RejectForm(forms.Form):
-    reason = forms.CharField(max_length=300, required=False)
+    reason = forms.CharField(
+        max_length=services.REJECTION_REASON_MAX,
+        error_messages={"required": "Give the reason for the rejection."},
+    )
+
+
+class ResolveForm(forms.Form):
+    """An operator's way out of a supplier order whose outcome is unknown."""
+
+    ATTACH, RESEND = "attach", "resend"
+    choice = forms.ChoiceField(choices=[(ATTACH, "Attach the supplier's order"),
+                                        (RESEND, "Send again")])
+    supplier_order_id = forms.CharField(
+        max_length=100, required=False, label="Supplier's order id",
+        help_text="From the supplier's portal or support: the portal fetches that order, "
+                  "checks it is ours (reference, product, quantity), stores its codes and "
+                  "settles the ledger. Nothing is bought again.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("choice") == self.ATTACH and not data.get("supplier_order_id", "").strip():
+            self.add_error("supplier_order_id", "Enter the supplier's order id.")
+        return data
 
 
 def _user_choices():
@@ -110,7 +142,7 @@ class OrderFilterForm(forms.Form):
 
     # The search (OrderSearchForm, by POST) puts one of these two in the URL; the filter form
     # carries them along as hidden fields.
-    q = forms.CharField(required=False, widget=forms.HiddenInput)
+    q = forms.CharField(max_length=200, required=False, widget=forms.HiddenInput)
     code = forms.RegexField(regex=r"^[0-9a-f]{64}$", required=False, widget=forms.HiddenInput,
                             error_messages={"invalid": "This code search is not valid: search "
                                                        "again."})
@@ -122,11 +154,11 @@ class OrderFilterForm(forms.Form):
                                  required=False, empty_label="Any product")
     placed_by = forms.ModelChoiceField(queryset=_user_choices(), required=False,
                                        empty_label="Anyone")
-    currency = forms.CharField(max_length=3, required=False,
+    currency = forms.CharField(max_length=3, required=False, validators=[currency_code],
                                widget=forms.TextInput(attrs={"size": 4}))
-    placed_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    placed_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    sort = forms.CharField(required=False, widget=forms.HiddenInput)
+    placed_from = bounded_date_field()
+    placed_to = bounded_date_field()
+    sort = forms.CharField(max_length=20, required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, show_placed_by: bool = True, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -155,12 +187,13 @@ class OrderSearchForm(forms.Form):
 
 
 class CatalogFilterForm(forms.Form):
-    q = forms.CharField(required=False, label="Search", help_text="Name, brand or SKU.")
-    brand = forms.CharField(required=False,
+    q = forms.CharField(max_length=200, required=False, label="Search",
+                        help_text="Name, brand or SKU.")
+    brand = forms.CharField(max_length=100, required=False,
                             widget=forms.TextInput(attrs={"list": "brand-options"}))
     country = forms.CharField(max_length=2, required=False,
                               widget=forms.TextInput(attrs={"size": 3}))
-    currency = forms.CharField(max_length=3, required=False,
+    currency = forms.CharField(max_length=3, required=False, validators=[currency_code],
                                widget=forms.TextInput(attrs={"size": 4}))
     face_value = forms.DecimalField(max_digits=18, decimal_places=4, required=False,
                                     widget=forms.NumberInput(attrs={"step": "any"}))

@@ -3,8 +3,8 @@
 from orders import services
 
 
-def advance_vendor_order(vendor_order_id: int) -> str:
-    return services.advance(vendor_order_id=vendor_order_id)
+def advance_vendor_order(vendor_order_id: int, claim: str | None = None) -> str:
+    return services.advance(vendor_order_id=vendor_order_id, claim=claim)
 
 
 def dispatch_due() -> int:

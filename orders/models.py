@@ -32,6 +32,19 @@ class Order(models.Model):
         related_name="orders_approved",
     )
     approved_at = models.DateTimeField(null=True, blank=True)
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="orders_rejected",
+    )
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.CharField(max_length=300, blank=True)
+    approval_reason = models.CharField(
+        max_length=500, blank=True, help_text="Why the order waits for approval."
+    )
+    confirmation_token = models.CharField(
+        max_length=32, unique=True, null=True, blank=True, editable=False,
+        help_text="The confirmation page it was placed from: one order per confirmation.",
+    )
     currency = models.CharField(max_length=3)
     total_cost = models.DecimalField(**MONEY, default=0)
     quantity = models.PositiveIntegerField(default=0)
@@ -125,8 +138,16 @@ class VendorOrder(models.Model):
     claimed_at = models.DateTimeField(
         null=True, blank=True, help_text="When its current job was queued."
     )
+    claim_token = models.CharField(
+        max_length=32, blank=True, help_text="The current job's claim: a job whose token no "
+        "longer matches was given back by the sweep and must not act.",
+    )
     attempts = models.PositiveIntegerField(default=0)
     polls = models.PositiveIntegerField(default=0)
+    faults = models.PositiveIntegerField(
+        default=0, help_text="Transient supplier faults in a row on its reads (429, 5xx, "
+        "timeouts); retried soon, apart from the poll schedule; reset by an answer.",
+    )
     last_error = models.TextField(blank=True)
     attention = models.CharField(
         max_length=300, blank=True,
@@ -181,3 +202,31 @@ class Voucher(models.Model):
     @property
     def masked(self) -> str:
         return f"••••{self.last4}"
+
+
+class SpendLimit(models.Model):
+    """One user's limits in one currency, instead of the portal-wide defaults
+    (``ORDER_LIMIT_PER_ORDER``, ``ORDER_DAILY_CAP_PER_USER``). See orders.spend."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="spend_limits"
+    )
+    currency = models.CharField(max_length=3)
+    per_order = models.DecimalField(
+        **MONEY, null=True, blank=True,
+        help_text="Largest order total without approval. Empty: the portal default.",
+    )
+    daily_cap = models.DecimalField(
+        **MONEY, null=True, blank=True,
+        help_text="Largest total of a day's orders without approval. Empty: the portal default.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user", "currency"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "currency"], name="spend_limit_per_currency"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.currency}"

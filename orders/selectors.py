@@ -5,10 +5,11 @@ runs the same number of queries whatever the number of rows on it.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db.models import (
@@ -26,11 +27,12 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from orders import services
+from orders import services, spend
 from orders.models import Order, OrderLine, VendorOrder, Voucher
+from portal.audit import ACCESS_ACTIONS
 from portal.crypto import default_keyring
 from portal.models import AuditEvent
-from vendors.models import Balance, Product, Vendor
+from vendors.models import Balance, LedgerEntry, Product, Vendor
 
 OPEN_ORDER_STATUSES = (
     Order.Status.PENDING_APPROVAL, Order.Status.QUEUED, Order.Status.IN_PROGRESS,
@@ -52,14 +54,26 @@ DEFAULT_ORDER_SORT = "-placed"
 # Orders
 
 
-def can_see_all_orders(user) -> bool:
-    return user.has_perm("orders.approve_order")
+can_see_all_orders = services.can_see_all_orders
 
 
-def visible_orders(user) -> QuerySet[Order]:
-    """Approvers (and superusers) see every order; everyone else only their own."""
-    orders = Order.objects.all()
-    return orders if can_see_all_orders(user) else orders.filter(placed_by=user)
+def visible_orders(user, orders: QuerySet[Order] | None = None) -> QuerySet[Order]:
+    """Of ``orders`` (all by default), those ``user`` sees: approvers (and superusers) see
+    every order; everyone else only their own (the rule: services.can_view_order)."""
+    orders = Order.objects.all() if orders is None else orders
+    if can_see_all_orders(user):
+        return orders
+    return orders.filter(placed_by=user) if user.is_authenticated else orders.none()
+
+
+def visible_vendor_orders(user, vendor_orders: QuerySet[VendorOrder] | None = None
+                          ) -> QuerySet[VendorOrder]:
+    """Of ``vendor_orders`` (all by default), those ``user`` sees: operators see every
+    supplier order; everyone else those of the orders they see."""
+    vendor_orders = VendorOrder.objects.all() if vendor_orders is None else vendor_orders
+    if user.has_perm("orders.change_vendororder"):
+        return vendor_orders
+    return vendor_orders.filter(order__in=visible_orders(user).values("pk"))
 
 
 def search_orders(orders: QuerySet[Order], term: str) -> QuerySet[Order]:
@@ -284,7 +298,9 @@ def order_page(orders: QuerySet[Order], sort: str, *, size: int, after: str = ""
 
 def order_detail(user, pk: int) -> Order:
     """One visible order with everything its page shows, in a fixed number of queries."""
-    return visible_orders(user).select_related("placed_by", "approved_by").prefetch_related(
+    return visible_orders(user).select_related(
+        "placed_by", "approved_by", "rejected_by"
+    ).prefetch_related(
         Prefetch("lines", queryset=OrderLine.objects.select_related("product", "vendor")),
         Prefetch("vendor_orders", queryset=VendorOrder.objects.select_related("vendor")),
         # The page shows codes masked: their ciphertext has no business there.
@@ -296,10 +312,21 @@ def order_detail(user, pk: int) -> Order:
 
 
 def vendor_orders_to_repoll(order: Order) -> list[VendorOrder]:
-    """The open supplier orders waiting for a person, or else every open one (uses the
-    order's prefetched supplier orders)."""
-    open_ = [vo for vo in order.vendor_orders.all() if vo.status not in services.FINAL]
+    """The sent, open supplier orders waiting for a person, or else every sent, open one;
+    none for an order not approved (uses the order's prefetched supplier orders)."""
+    open_ = [vo for vo in order.vendor_orders.all() if services.repollable(order, vo)]
     return [vo for vo in open_ if vo.attention] or open_
+
+
+def ledger_entries(order: Order) -> QuerySet[LedgerEntry]:
+    return LedgerEntry.objects.filter(order=order).select_related(
+        "balance", "vendor_order").order_by("created_at", "id")
+
+
+def visible_vendor_order(user, pk: int) -> VendorOrder:
+    return VendorOrder.objects.select_related("vendor", "line__product").get(
+        pk=pk, order__in=visible_orders(user).values("pk")
+    )
 
 
 def visible_voucher(user, pk) -> Voucher:
@@ -318,6 +345,20 @@ def similar_recent_orders(*, product: Product, quantity: int,
     ).exclude(status__in=(Order.Status.CANCELLED, Order.Status.REJECTED)).select_related(
         "placed_by"
     )
+
+
+def repeated_orders(*, user, line: services.PricedLine, since: datetime) -> list[Order]:
+    """The user's own orders of the same product, quantity and face value placed since
+    ``since`` (a second tab, or a second click on another confirmation page)."""
+    return list(Order.objects.filter(
+        placed_by=user, created_at__gte=since,
+        pk__in=OrderLine.objects.filter(product=line.product, quantity=line.quantity,
+                                        face_value=line.face_value).values("order_id"),
+    ).exclude(status__in=(Order.Status.CANCELLED, Order.Status.REJECTED))[:5])
+
+
+def repeat_window_start() -> datetime:
+    return timezone.now() - timedelta(minutes=settings.ORDER_REPEAT_WARNING_MINUTES)
 
 
 # Dashboard
@@ -340,7 +381,9 @@ def orders_needing_attention(user, limit: int = 20) -> QuerySet[Order]:
 
 
 def recent_events(user, limit: int = 15) -> QuerySet[AuditEvent]:
-    events = AuditEvent.objects.select_related("actor", "order")
+    events = AuditEvent.objects.select_related("actor", "order").exclude(
+        action__in=ACCESS_ACTIONS  # logins and role changes are for the audit page
+    )
     if not can_see_all_orders(user):
         events = events.filter(order__placed_by=user)
     return events[:limit]
@@ -444,6 +487,8 @@ class Quote:
     line: services.PricedLine
     balance_available: Decimal | None
     similar: list[Order]
+    repeats: list[Order] = field(default_factory=list)
+    approval_reasons: list[str] = field(default_factory=list)
 
     @property
     def balance_after(self) -> Decimal | None:
@@ -452,13 +497,19 @@ class Quote:
         return self.balance_available - self.line.total
 
 
-def quote(request: services.LineRequest) -> Quote:
+def quote(request: services.LineRequest, user=None) -> Quote:
     """Price a line as place_order would, with the balance it leaves and similar recent
-    orders. Raises services.OrderError for anything place_order would refuse."""
+    orders; for a ``user``, also their own repeats of it and why it would wait for approval.
+    Raises services.OrderError for anything place_order would refuse."""
     line = services.price_line(request)
     balance = Balance.objects.filter(
         vendor=line.product.vendor, currency=line.currency
     ).first()
-    similar = list(similar_recent_orders(product=line.product, quantity=line.quantity)[:5])
+    repeats, reasons = [], []
+    if user is not None:
+        repeats = repeated_orders(user=user, line=line, since=repeat_window_start())
+        reasons = spend.approval_reasons(user=user, currency=line.currency, total=line.total)
+    similar = list(similar_recent_orders(product=line.product, quantity=line.quantity).exclude(
+        pk__in=[o.pk for o in repeats])[:5])
     return Quote(line=line, balance_available=balance.available if balance else None,
-                 similar=similar)
+                 similar=similar, repeats=repeats, approval_reasons=reasons)

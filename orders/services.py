@@ -16,6 +16,7 @@ sets the next time. ``sweep`` puts back rows whose job was lost.
 
 import logging
 import random
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,15 +25,17 @@ from decimal import Decimal
 import django_rq
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from orders import spend
 from orders.custody import VoucherSecrets, open_voucher, seal
 from orders.models import Order, OrderLine, VendorOrder, Voucher
-from portal import audit, ratelimit
+from portal import audit, ratelimit, worker
+from portal.access import is_portal_user
 from portal.http import SupplierError
 from portal.money import MoneyError, format_money
 from vendors import ledger
@@ -201,14 +204,22 @@ def route(request: LineRequest, exclude_vendor_ids: tuple[int, ...] = ()) -> Pri
     )
 
 
-def needs_approval(total: Decimal) -> bool:
-    threshold = settings.ORDER_APPROVAL_THRESHOLD
-    return threshold is not None and total > Decimal(threshold)
+class AlreadyPlaced(OrderError):
+    """The confirmation was used already: ``order`` is the order it placed."""
+
+    def __init__(self, order: Order) -> None:
+        super().__init__(f"This order was already placed as {order.reference}.")
+        self.order = order
 
 
-def place_order(*, user, lines: list[LineRequest], note: str = "",
-                purchase_order: str = "") -> Order:
-    """Validate, price, reserve and record an order; its supplier orders are queued on commit."""
+def place_order(*, user, lines: list[LineRequest], note: str = "", purchase_order: str = "",
+                confirmation_token: str | None = None) -> Order:
+    """Validate, price, reserve and record an order; its supplier orders are queued on commit.
+
+    Above the user's spend limits (orders.spend) it waits for approval, and says why. A
+    ``confirmation_token`` places at most one order: the database refuses a second one with
+    the same token (unique), and ``AlreadyPlaced`` names the first.
+    """
     if not lines:
         raise OrderError("An order needs at least one line.")
     priced = [price_line(line) for line in lines]
@@ -216,12 +227,32 @@ def place_order(*, user, lines: list[LineRequest], note: str = "",
     if len(currencies) != 1:
         raise OrderError("All lines of an order must be paid in one currency.")
     total = sum((p.total for p in priced), Decimal("0"))
+    try:
+        return _place(user, priced, total, note, purchase_order, confirmation_token)
+    except IntegrityError:
+        placed = Order.objects.filter(
+            confirmation_token=confirmation_token, placed_by=user
+        ).first() if confirmation_token else None
+        if placed is None:
+            raise
+        raise AlreadyPlaced(placed) from None
+
+
+def _place(user, priced: list[PricedLine], total: Decimal, note: str, purchase_order: str,
+           confirmation_token: str | None) -> Order:
     with transaction.atomic():
+        spend.lock_user(user)
+        if confirmation_token and (placed := Order.objects.filter(
+            confirmation_token=confirmation_token, placed_by=user
+        ).first()):
+            raise AlreadyPlaced(placed)
+        reasons = spend.approval_reasons(user=user, currency=priced[0].currency, total=total)
         order = Order.objects.create(
             reference=new_reference(), placed_by=user, currency=priced[0].currency,
             total_cost=total, quantity=sum(p.quantity for p in priced), note=note,
-            purchase_order=purchase_order,
-            status=Order.Status.PENDING_APPROVAL if needs_approval(total) else Order.Status.QUEUED,
+            purchase_order=purchase_order, confirmation_token=confirmation_token or None,
+            status=Order.Status.PENDING_APPROVAL if reasons else Order.Status.QUEUED,
+            approval_reason=" ".join(reasons)[:500],
         )
         for p in priced:
             try:
@@ -237,10 +268,11 @@ def place_order(*, user, lines: list[LineRequest], note: str = "",
             _create_vendor_orders(order, line)
         audit.record(
             action=audit.Action.PLACED, target=order, actor=user, order=order,
-            message=f"Placed {codes(order.quantity)} for {format_money(total, order.currency)}",
+            message=f"Placed {codes(order.quantity)} for {format_money(total, order.currency)}"
+            + (f"; waits for approval: {order.approval_reason}" if reasons else ""),
             data={"lines": [{"product": p.product.pk, "quantity": p.quantity,
                              "unit_cost": str(p.unit_cost), "routing": p.routing_note}
-                            for p in priced]},
+                            for p in priced], "approval": reasons},
         )
         if order.status == Order.Status.QUEUED:
             _release_on_commit(order)
@@ -276,6 +308,8 @@ def top_up_order(*, order: Order, user) -> list[OrderLine]:
         order = Order.objects.select_for_update().get(pk=order.pk)
         if order.status != Order.Status.PARTIALLY_COMPLETED:
             raise OrderError("Only a partially delivered order can be topped up.")
+        if not can_top_up(user, order):
+            raise PermissionDenied("You may not top up this order.")
         missing = order.quantity - order.delivered_quantity
         lines = []
         for line in order.lines.select_related("product", "vendor"):
@@ -311,7 +345,7 @@ def top_up_order(*, order: Order, user) -> list[OrderLine]:
             raise OrderError("Nothing is missing from this order.")
         order.status, order.completed_at = Order.Status.QUEUED, None
         order.save(update_fields=["status", "total_cost", "completed_at", "updated_at"])
-        audit.record(action=audit.Action.PLACED, target=order, actor=user, order=order,
+        audit.record(action=audit.Action.TOPPED_UP, target=order, actor=user, order=order,
                      message="Topped up: " + "; ".join(line.routing_note for line in lines))
         _release_on_commit(order)
     return lines
@@ -324,6 +358,8 @@ def approve_order(*, order: Order, user) -> Order:
         raise OrderError("Only an order waiting for approval can be approved.")
     if order.placed_by_id == user.pk:
         raise OrderError("An order must be approved by someone other than who placed it.")
+    if not can_approve(user, order):
+        raise PermissionDenied("You may not approve orders.")
     order.status = Order.Status.QUEUED
     order.approved_by, order.approved_at = user, timezone.now()
     order.save(update_fields=["status", "approved_by", "approved_at", "updated_at"])
@@ -333,15 +369,39 @@ def approve_order(*, order: Order, user) -> Order:
     return order
 
 
+REJECTION_REASON_MAX = 300
+
+
 @transaction.atomic
-def reject_order(*, order: Order, user, reason: str = "") -> Order:
-    return _close_unsent(order, user, Order.Status.REJECTED, audit.Action.REJECTED,
-                         reason or "Rejected")
+def reject_order(*, order: Order, user, reason: str) -> Order:
+    """Refuse an order waiting for approval; the reason, who and when are kept on it for its
+    placer."""
+    reason = reason.strip()
+    if not reason:
+        raise OrderError("Give the reason for the rejection.", "reason")
+    if len(reason) > REJECTION_REASON_MAX:
+        raise OrderError(f"The reason must be at most {REJECTION_REASON_MAX} characters.",
+                         "reason")
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    if order.status != Order.Status.PENDING_APPROVAL:
+        raise OrderError("Only an order waiting for approval can be rejected.")
+    if order.placed_by_id == user.pk:
+        raise OrderError("An order must be rejected by someone other than who placed it.")
+    if not can_reject(user, order):
+        raise PermissionDenied("You may not reject orders.")
+    order = _close_unsent(order, user, Order.Status.REJECTED, audit.Action.REJECTED,
+                          f"Rejected: {reason}")
+    order.rejected_by, order.rejected_at, order.rejection_reason = user, timezone.now(), reason
+    order.save(update_fields=["rejected_by", "rejected_at", "rejection_reason", "updated_at"])
+    return order
 
 
 @transaction.atomic
 def cancel_order(*, order: Order, user) -> Order:
     """Cancel an order none of whose supplier orders has been sent."""
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    if not _may_cancel(user, order):
+        raise PermissionDenied("Only who placed an order, or an approver, may cancel it.")
     return _close_unsent(order, user, Order.Status.CANCELLED, audit.Action.CANCELLED,
                          "Cancelled before submission")
 
@@ -357,7 +417,7 @@ def _close_unsent(order: Order, user, status: str, action: str, message: str) ->
         vo.status, vo.next_poll_at, vo.claimed_at = Status.CANCELLED, None, None
         vo.save(update_fields=["status", "next_poll_at", "claimed_at", "updated_at"])
         ledger.settle(vendor=vo.vendor, currency=vo.currency, reserved=_reserved(vo),
-                      spent=Decimal("0"), order=order, vendor_order=vo, note=message)
+                      spent=Decimal("0"), order=order, vendor_order=vo, note=message[:300])
     order.status = status
     order.completed_at = timezone.now()
     order.save(update_fields=["status", "completed_at", "updated_at"])
@@ -372,37 +432,132 @@ def repoll_now(*, vendor_order: VendorOrder, user) -> VendorOrder:
     vo = VendorOrder.objects.select_for_update().get(pk=vendor_order.pk)
     if vo.status in FINAL:
         raise OrderError("This supplier order is finished.")
+    if not repollable(order, vo):
+        raise OrderError("This supplier order has not been sent: only an approved order's "
+                         "supplier orders are sent, by the portal.")
+    if not can_repoll_vendor_order(user, vo, order):
+        raise PermissionDenied("Only who placed an order, or an operator, may re-poll it.")
     vo.attention, vo.next_poll_at, vo.claimed_at = "", timezone.now(), None
     vo.save(update_fields=["attention", "next_poll_at", "claimed_at", "updated_at"])
-    audit.record(action=audit.Action.STATUS_CHANGED, target=vo, actor=user, order=order,
+    audit.record(action=audit.Action.REPOLL_ASKED, target=vo, actor=user, order=order,
                  message=f"{vo.client_reference}: re-poll asked for")
     _refresh_order(order)
     transaction.on_commit(lambda: claim_and_enqueue([vo.pk]))
     return vo
 
 
-@transaction.atomic
+UNRESOLVED = (Status.UNKNOWN, Status.SENDING)
+
+
+def can_resolve(user, vendor_order: VendorOrder) -> bool:
+    """An operator may settle a supplier order whose outcome is unknown and that waits for a
+    person: send it again, or attach the supplier's own order."""
+    return (is_portal_user(user) and user.has_perm("orders.change_vendororder")
+            and vendor_order.status in UNRESOLVED and bool(vendor_order.attention))
+
+
+def _lock_unresolved(vendor_order: VendorOrder, user) -> tuple[Order, VendorOrder]:
+    order = Order.objects.select_for_update().get(pk=vendor_order.order_id)
+    vo = VendorOrder.objects.select_for_update().select_related("line__product", "vendor").get(
+        pk=vendor_order.pk
+    )
+    if vo.status not in UNRESOLVED or not vo.attention:
+        raise OrderError("Only a supplier order whose outcome is unknown and that waits for a "
+                         f"person can be resolved; this one is {vo.get_status_display()}.")
+    if not can_resolve(user, vo):
+        raise PermissionDenied("Only an operator may resolve a supplier order.")
+    return order, vo
+
+
 def resolve_unknown(*, vendor_order: VendorOrder, user, supplier_order_id: str = "",
                     absent: bool = False) -> VendorOrder:
     """A person settles an unknown outcome the supplier's API cannot (no look-up by our
-    reference): the supplier confirmed it has no such order (send it again), or gave its id."""
+    reference): the supplier confirmed it has no such order (send it again), or gave its id
+    (see ``attach_supplier_order``, which calls the supplier outside any transaction)."""
     if absent == bool(supplier_order_id):
         raise OrderError("Say either that the supplier has no such order, or give its id.")
-    order = Order.objects.select_for_update().get(pk=vendor_order.order_id)
-    vo = VendorOrder.objects.select_for_update().get(pk=vendor_order.pk)
-    if vo.status not in (Status.UNKNOWN, Status.SENDING):
-        raise OrderError("Only a supplier order whose outcome is unknown can be resolved.")
-    vo.status = Status.CREATED if absent else Status.PROCESSING
-    vo.supplier_order_id = supplier_order_id.strip() or vo.supplier_order_id
-    vo.attention, vo.next_poll_at, vo.claimed_at = "", timezone.now(), None
-    vo.save()
-    message = ("the supplier confirms it has no such order: sending it again" if absent
-               else f"the supplier has it as order {vo.supplier_order_id}: following it")
-    audit.record(action=audit.Action.STATUS_CHANGED, target=vo, actor=user, order=order,
-                 message=f"{vo.client_reference}: {message}")
-    _refresh_order(order)
-    transaction.on_commit(lambda: claim_and_enqueue([vo.pk]))
+    if supplier_order_id:
+        return attach_supplier_order(vendor_order=vendor_order, user=user,
+                                     supplier_order_id=supplier_order_id)
+    with transaction.atomic():
+        order, vo = _lock_unresolved(vendor_order, user)
+        vo.status = Status.CREATED
+        vo.attention, vo.next_poll_at, vo.claimed_at = "", timezone.now(), None
+        vo.save()
+        audit.record(action=audit.Action.RESOLVED, target=vo, actor=user, order=order,
+                     message=f"{vo.client_reference}: the supplier confirms it has no such "
+                     "order: sending it again")
+        _refresh_order(order)
+        transaction.on_commit(lambda: claim_and_enqueue([vo.pk]))
     return vo
+
+
+def attach_supplier_order(*, vendor_order: VendorOrder, user,
+                          supplier_order_id: str) -> VendorOrder:
+    """Settle an unknown outcome with the supplier's order: fetch it, check it is ours (our
+    reference where the supplier states it, the product, the quantity), then store its codes
+    and settle the ledger as a poll would. Refuses, changing nothing, when it is not ours."""
+    supplier_order_id = supplier_order_id.strip()
+    if not supplier_order_id or len(supplier_order_id) > 100:
+        raise OrderError("Enter the supplier's order id (at most 100 characters).",
+                         "supplier_order_id")
+    vo = VendorOrder.objects.select_related("line__product", "vendor").get(pk=vendor_order.pk)
+    if not can_resolve(user, vo):
+        if vo.status in UNRESOLVED and vo.attention:
+            raise PermissionDenied("Only an operator may resolve a supplier order.")
+        raise OrderError("Only a supplier order whose outcome is unknown and that waits for a "
+                         "person can be resolved.")
+    taken = VendorOrder.objects.filter(vendor=vo.vendor, supplier_order_id=supplier_order_id)
+    if other := taken.exclude(pk=vo.pk).first():
+        raise OrderError(f"{vo.vendor} order {supplier_order_id} is already ours as "
+                         f"{other.client_reference}.", "supplier_order_id")
+    try:
+        result = adapter_for(vo.vendor).fetch_order(supplier_order_id,
+                                                    order=_order_request(vo))
+    except (SupplierError, MoneyError) as exc:
+        message = exc.message if isinstance(exc, SupplierError) else str(exc)
+        raise OrderError(f"{vo.vendor} could not show order {supplier_order_id}: {message}",
+                         "supplier_order_id") from exc
+    problem = not_ours(vo, result)
+    if problem:
+        raise OrderError(f"{vo.vendor} order {supplier_order_id} is not "
+                         f"{vo.client_reference}: {problem}. Nothing was changed.",
+                         "supplier_order_id")
+    with transaction.atomic():
+        order, vo = _lock_unresolved(vo, user)
+        vo.supplier_order_id, vo.attention = supplier_order_id, ""
+        vo.status = Status.PROCESSING
+        vo.save(update_fields=["supplier_order_id", "attention", "status", "updated_at"])
+        audit.record(
+            action=audit.Action.RESOLVED, target=vo, actor=user, order=order,
+            message=f"{vo.client_reference}: the supplier has it as order {supplier_order_id} "
+            f"({codes(vo.quantity)} of {vo.line.product.name}); attached by hand, not resent",
+        )
+        outcome = _apply(vo, result, audit.Action.POLLED)
+        if outcome == "processing":
+            transaction.on_commit(lambda: claim_and_enqueue([vo.pk]))
+    vo.refresh_from_db()
+    return vo
+
+
+def not_ours(vo: VendorOrder, result: OrderResult) -> str:
+    """Why the supplier's order ``result`` cannot be ``vo`` ("" when it matches)."""
+    if result.client_reference and result.client_reference != vo.client_reference:
+        return f"it was placed as {result.client_reference}"
+    quantity = result.total if result.total is not None else result.delivered
+    if quantity is None:
+        return "the supplier does not say how many codes it is for"
+    if quantity != vo.quantity:
+        return f"it is for {codes(quantity)}, ours for {codes(vo.quantity)}"
+    product = vo.line.product
+    named = {str(p.get("productId")) for p in result.details.get("unit_prices", [])
+             if isinstance(p, dict) and p.get("productId") is not None}
+    named |= {c.sku for c in result.codes if c.sku}
+    if not named:
+        return "the supplier does not say which product it is for"
+    if not named & {product.supplier_product_id, product.sku}:
+        return f"it is for product {', '.join(sorted(named))}, ours is {product.name}"
+    return ""
 
 
 def repoll_order(*, order: Order, user) -> tuple[int, list[str]]:
@@ -425,22 +580,25 @@ def repoll_order(*, order: Order, user) -> tuple[int, list[str]]:
 
 
 def claim_and_enqueue(ids) -> int:
-    """Queue one job for each due supplier order that this call manages to claim."""
+    """Queue one job for each due supplier order that this call manages to claim. Each claim
+    carries a new token, handed to the job: the job acts only while the row still holds it."""
     queue = django_rq.get_queue("orders")
     now = timezone.now()
     queued = 0
     for pk in ids:
+        token = secrets.token_hex(8)
         claimed = VendorOrder.objects.filter(pk=pk, next_poll_at__lte=now).update(
-            next_poll_at=None, claimed_at=now
+            next_poll_at=None, claimed_at=now, claim_token=token
         )
         if claimed:
-            queue.enqueue(JOB, pk, job_id=job_id(pk), result_ttl=0, failure_ttl=86400)
+            queue.enqueue(JOB, pk, token, job_id=job_id(pk, token), result_ttl=0, failure_ttl=86400)
             queued += 1
     return queued
 
 
-def job_id(vendor_order_id: int) -> str:
-    return f"vendor-order-{vendor_order_id}"
+def job_id(vendor_order_id: int, claim: str) -> str:
+    """One job id per claim: a job given back and its successor never share one."""
+    return f"vendor-order-{vendor_order_id}-{claim}"
 
 
 def dispatch_due(limit: int = 1000) -> int:
@@ -448,35 +606,64 @@ def dispatch_due(limit: int = 1000) -> int:
     return claim_and_enqueue(list(due.values_list("pk", flat=True)[:limit]))
 
 
-def _job_alive(vendor_order_id: int) -> bool:
+CLAIM_GRACE = 5  # seconds between a claim and its job reaching the queue
+
+
+def _job_lost(vo: VendorOrder, queued: set[str], beats: dict[str, float]) -> str:
+    """Why the job holding ``vo`` is lost ("" while it lives): gone from Redis, dequeued but
+    never started, or started by a worker whose heartbeat stopped."""
     try:
-        job = Job.fetch(job_id(vendor_order_id), connection=django_rq.get_connection("orders"))
+        job = Job.fetch(job_id(vo.pk, vo.claim_token),
+                        connection=django_rq.get_connection("orders"))
     except NoSuchJobError:
-        return False
-    return job.get_status(refresh=False) in (
-        JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED
-    )
+        return "gone from Redis"
+    status = job.get_status(refresh=False)
+    if status == JobStatus.QUEUED:
+        return "" if job.id in queued else "dequeued but never started"
+    if status in (JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        return ""
+    if status == JobStatus.STARTED:
+        if worker.is_alive(beats.get(job.worker_name or "")):
+            return ""
+        return f"its worker {job.worker_name} stopped beating"
+    return f"it ended {status} without letting go"
 
 
 def sweep() -> dict[str, int]:
-    """Self-healing: give back every supplier order whose job was lost, then dispatch."""
-    stale = timezone.now() - timedelta(seconds=settings.ORDER_CLAIM_TIMEOUT)
+    """Self-healing: give back every supplier order whose job was lost, then dispatch.
+
+    A claim older than ``CLAIM_GRACE`` is checked against RQ and the workers' heartbeats, so a
+    job lost to a killed worker or a Redis flush is found within the sweep's interval plus
+    ``WORKER_HEARTBEAT_MAX_AGE``; one older than ``ORDER_CLAIM_TIMEOUT`` is given back in any
+    case. Giving back clears the claim token: a job that resumes afterwards cannot act."""
+    now = timezone.now()
+    claimed = list(VendorOrder.objects.filter(
+        status__in=OPEN, next_poll_at__isnull=True,
+        claimed_at__lt=now - timedelta(seconds=CLAIM_GRACE),
+    ))
+    if not claimed:
+        return {"recovered": 0, "dispatched": dispatch_due()}
+    queue = django_rq.get_queue("orders")
+    queued, beats = set(queue.get_job_ids()), worker.heartbeats(queue.connection)
+    timeout = now - timedelta(seconds=settings.ORDER_CLAIM_TIMEOUT)
     lost = 0
-    for vo in VendorOrder.objects.filter(
-        status__in=OPEN, next_poll_at__isnull=True, claimed_at__lt=stale
-    ).select_related("order"):
-        if _job_alive(vo.pk):
+    for vo in claimed:
+        reason = _job_lost(vo, queued, beats) or (
+            "held longer than ORDER_CLAIM_TIMEOUT" if vo.claimed_at < timeout else ""
+        )
+        if not reason:
             continue
         with transaction.atomic():
             order = Order.objects.select_for_update().get(pk=vo.order_id)
-            if VendorOrder.objects.filter(pk=vo.pk, claimed_at=vo.claimed_at).update(
-                next_poll_at=timezone.now(), claimed_at=None
+            if VendorOrder.objects.filter(pk=vo.pk, claim_token=vo.claim_token,
+                                          next_poll_at__isnull=True).update(
+                next_poll_at=timezone.now(), claimed_at=None, claim_token=""
             ):
                 lost += 1
                 audit.record(
                     action=audit.Action.STATUS_CHANGED, target=vo, order=order,
-                    message=f"{vo.client_reference}: its job was lost ({vo.status}); "
-                    "queued again",
+                    message=f"{vo.client_reference}: its job was lost ({reason}; {vo.status}, "
+                    f"claimed {(now - vo.claimed_at).total_seconds():.0f}s ago); queued again",
                 )
     return {"recovered": lost, "dispatched": dispatch_due()}
 
@@ -484,10 +671,15 @@ def sweep() -> dict[str, int]:
 # Acting on one supplier order (the job)
 
 
-def advance(*, vendor_order_id: int) -> str:
+def advance(*, vendor_order_id: int, claim: str | None = None) -> str:
     """Do whatever a supplier order needs next. Safe to run twice; never raises on supplier
-    trouble (a job must not crash-loop): problems become a retry or a person's attention."""
+    trouble (a job must not crash-loop): problems become a retry or a person's attention.
+
+    ``claim`` is the token of the job's claim: when the row no longer holds it (the sweep gave
+    the order back), the job does nothing; every write below is conditional on it too."""
     vo = VendorOrder.objects.select_related("vendor", "order", "line").get(pk=vendor_order_id)
+    if claim is not None and vo.claim_token != claim:
+        return "given back by the sweep; another job has it"
     if vo.status in FINAL or vo.attention:
         _unclaim(vo)
         return "nothing to do"
@@ -513,14 +705,27 @@ def advance(*, vendor_order_id: int) -> str:
 def _submit(vo: VendorOrder) -> str:
     with transaction.atomic():
         locked = VendorOrder.objects.select_for_update().get(pk=vo.pk)
+        if locked.claim_token != vo.claim_token:
+            return "given back by the sweep; not sending"
         if locked.status != Status.CREATED:
             return "already sent"
+        if Order.objects.filter(pk=vo.order_id, status__in=UNRELEASED).exists():
+            # Only approve_order releases an order; whatever queued this job, never send.
+            VendorOrder.objects.filter(pk=vo.pk).update(next_poll_at=None, claimed_at=None)
+            return "not sent: its order is not approved"
         locked.status, locked.attempts = Status.SENDING, locked.attempts + 1
         locked.submitted_at = locked.submitted_at or timezone.now()
         locked.save(update_fields=["status", "attempts", "submitted_at", "updated_at"])
     vo.refresh_from_db()
+    vo.claim_token = locked.claim_token  # the job's, even if the sweep takes it back now
+    result = adapter_for(vo.vendor).submit_order(_order_request(vo))
+    return _apply(vo, result, audit.Action.SUBMITTED)
+
+
+def _order_request(vo: VendorOrder) -> OrderRequest:
+    """What we ask the supplier for; reads pass it too, for what their answers leave out."""
     line, product = vo.line, vo.line.product
-    request = OrderRequest(
+    return OrderRequest(
         client_reference=vo.client_reference, product_id=product.supplier_product_id,
         sku=product.sku, quantity=vo.quantity, currency=vo.currency,
         unit_price=line.unit_cost,
@@ -528,8 +733,6 @@ def _submit(vo: VendorOrder) -> str:
         face_value=line.face_value,
         pay_with_currency=line.pay_with_currency,
     )
-    result = adapter_for(vo.vendor).submit_order(request)
-    return _apply(vo, result, audit.Action.SUBMITTED)
 
 
 def _reconcile(vo: VendorOrder) -> str:
@@ -539,13 +742,18 @@ def _reconcile(vo: VendorOrder) -> str:
             vo, "the supplier's answer to our order was lost and it offers no look-up by "
             "our reference: check with the supplier before resending",
         )
-    result = adapter.lookup_order(vo.client_reference)
+    try:
+        result = adapter.lookup_order(vo.client_reference, order=_order_request(vo))
+    except SupplierError as exc:
+        # a failed look-up says nothing of the order: never a reason to resend it or fail it
+        return _read_trouble(vo, exc)
     if result is None:
         with transaction.atomic():
             order = Order.objects.select_for_update().get(pk=vo.order_id)
-            VendorOrder.objects.filter(pk=vo.pk).update(
+            if not _mine(vo).update(
                 status=Status.CREATED, next_poll_at=timezone.now(), claimed_at=None
-            )
+            ):
+                return "given back by the sweep"
             audit.record(
                 action=audit.Action.STATUS_CHANGED, target=vo, order=order,
                 message=f"{vo.client_reference}: the supplier confirms it has no such order; "
@@ -561,27 +769,55 @@ def _poll(vo: VendorOrder) -> str:
     ):
         return _attention(vo, f"no final answer {vo.vendor.poll_deadline // 60} minutes "
                               "after submission")
-    VendorOrder.objects.filter(pk=vo.pk).update(polls=F("polls") + 1)
+    result = adapter_for(vo.vendor).fetch_order(vo.supplier_order_id, order=_order_request(vo))
+    # counted once answered: a fault's retry is no step of the poll schedule's back-off
+    _mine(vo).update(polls=F("polls") + 1)
     vo.polls += 1
-    result = adapter_for(vo.vendor).fetch_order(vo.supplier_order_id)
     return _apply(vo, result, audit.Action.POLLED)
 
 
 def _supplier_trouble(vo: VendorOrder, exc: SupplierError) -> str:
-    if exc.status_code == 429 and exc.retry_after:
-        ratelimit.pause(f"vendor:{vo.vendor_id}", exc.retry_after)
     current = VendorOrder.objects.get(pk=vo.pk).status
     if current == Status.SENDING:
+        _pause_on_429(vo, exc)
         if exc.outcome_unknown:
             return _mark_unknown(vo, exc)
         if refused(exc):
             return _fail_submission(vo, exc)
         return _retry_submission(vo, exc)
+    return _read_trouble(vo, exc)
+
+
+def _pause_on_429(vo: VendorOrder, exc: SupplierError) -> None:
+    if exc.status_code == 429 and exc.retry_after:
+        ratelimit.pause(f"vendor:{vo.vendor_id}", exc.retry_after)
+
+
+def _read_trouble(vo: VendorOrder, exc: SupplierError) -> str:
+    """A read (poll, look-up) without a usable answer: soon again, later, or a person."""
+    _pause_on_429(vo, exc)
     if exc.retryable:
+        if vo.faults < settings.ORDER_FAULT_RETRIES:
+            return _retry_fault(vo, exc)
         delay = exc.retry_after if exc.retry_after is not None else _backoff(vo)
         _schedule(vo, _at(delay), error=exc.message)
         return f"retry in {delay:.0f}s: {exc.message}"
     return _attention(vo, exc.message)
+
+
+def _retry_fault(vo: VendorOrder, exc: SupplierError) -> str:
+    """A transient fault on a read (429, 5xx, timeout): ask again in a few seconds, jittered,
+    after ``Retry-After`` when given. Counted apart from polls, so the schedule keeps its pace."""
+    if exc.retry_after is not None:
+        delay = exc.retry_after + random.uniform(0.1, 1.0)
+    else:
+        # slowly growing (2, 3, 4, 5 s ... for 2 s): a fault again soon is bad luck, not a trend
+        base = settings.ORDER_FAULT_RETRY_SECONDS * (1 + vo.faults / 2)
+        delay = min(15.0, base) * random.uniform(0.75, 1.25)
+    _mine(vo).update(
+        faults=F("faults") + 1, next_poll_at=_at(delay), claimed_at=None, last_error=exc.message
+    )
+    return f"transient fault {vo.faults + 1}; retry in {delay:.1f}s: {exc.message}"
 
 
 def refused(exc: SupplierError) -> bool:
@@ -598,10 +834,11 @@ def refused(exc: SupplierError) -> bool:
 def _mark_unknown(vo: VendorOrder, exc: SupplierError) -> str:
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=vo.order_id)
-        VendorOrder.objects.filter(pk=vo.pk).update(
+        if not _mine(vo).update(
             status=Status.UNKNOWN, last_error=exc.message, claimed_at=None,
             next_poll_at=_at(exc.retry_after or 2),
-        )
+        ):
+            return "given back by the sweep"
         audit.record(
             action=audit.Action.STATUS_CHANGED, target=vo, order=order,
             message=f"{vo.client_reference}: outcome unknown ({exc.message}); looking it up "
@@ -614,10 +851,10 @@ def _mark_unknown(vo: VendorOrder, exc: SupplierError) -> str:
 def _retry_submission(vo: VendorOrder, exc: SupplierError) -> str:
     """The supplier did not take the order (it said so, or we never reached it): send again."""
     if vo.attempts >= settings.ORDER_SUBMIT_ATTEMPTS:
-        VendorOrder.objects.filter(pk=vo.pk).update(status=Status.CREATED)
+        _mine(vo).update(status=Status.CREATED)
         return _attention(vo, f"not accepted after {vo.attempts} attempts: {exc.message}")
     delay = exc.retry_after if exc.retry_after is not None else _backoff(vo, vo.attempts)
-    VendorOrder.objects.filter(pk=vo.pk).update(status=Status.CREATED)
+    _mine(vo).update(status=Status.CREATED)
     _schedule(vo, _at(delay), error=exc.message)
     return f"resubmit in {delay:.0f}s: {exc.message}"
 
@@ -626,6 +863,8 @@ def _fail_submission(vo: VendorOrder, exc: SupplierError) -> str:
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=vo.order_id)
         locked = VendorOrder.objects.select_for_update().get(pk=vo.pk)
+        if locked.claim_token != vo.claim_token or locked.status in FINAL:
+            return "given back by the sweep"
         _close(locked, order, Status.FAILED, f"refused by the supplier: {exc.message}")
     return f"refused: {exc.message}"
 
@@ -638,11 +877,14 @@ def _apply(vo: VendorOrder, result: OrderResult, action: str) -> str:
         )
         if locked.status in FINAL:
             return "already final"
+        if locked.claim_token != vo.claim_token:
+            return "given back by the sweep; another job has it"
         locked.supplier_order_id = result.supplier_order_id or locked.supplier_order_id
         locked.supplier_status = result.raw_status[:64]
         locked.estimated_ready_at = result.estimated_ready_at or locked.estimated_ready_at
+        locked.estimated_ready_at = locked.estimated_ready_at or _delivery_estimate(locked)
         locked.details = {**locked.details, **result.details}
-        locked.last_error = ""
+        locked.last_error, locked.faults = "", 0
         audit.record(
             action=action, target=locked, order=order,
             message=f"{locked.client_reference}: supplier says {result.raw_status or result.status}"
@@ -692,16 +934,19 @@ def _complete(vo: VendorOrder, order: Order, result: OrderResult) -> str:
             duplicates.append(voucher)
     Voucher.objects.bulk_create(vouchers)
 
-    spent = vo.line.unit_cost * delivered
+    # Debit what the supplier says it charged; where it does not say, an estimate marked so.
+    spent, estimated = vo.line.unit_cost * delivered, bool(delivered)
     if result.cost is not None and result.cost.currency == vo.currency and delivered:
-        spent = result.cost.amount
+        spent, estimated = result.cost.amount, result.cost_estimated
     status = Status.COMPLETED if delivered >= vo.quantity else Status.PARTIALLY_COMPLETED
     if delivered == 0:
         status = Status.FAILED
     note = f"{delivered} of {vo.quantity} delivered"
     if result.status == SupplierStatus.COMPLETED and delivered < vo.quantity:
         note += " although the supplier says completed"
-    _close(vo, order, status, note, delivered=delivered, spent=spent)
+    if estimated:
+        note += "; charge estimated, the supplier did not state it"
+    _close(vo, order, status, note, delivered=delivered, spent=spent, estimated=estimated)
     audit.record(
         action=audit.Action.CODES_STORED, target=vo, order=order,
         message=f"{vo.client_reference}: {codes(delivered)} stored encrypted",
@@ -720,7 +965,7 @@ def _complete(vo: VendorOrder, order: Order, result: OrderResult) -> str:
 
 
 def _close(vo: VendorOrder, order: Order, status: str, note: str, *, delivered: int = 0,
-           spent: Decimal = Decimal("0")) -> None:
+           spent: Decimal = Decimal("0"), estimated: bool = False) -> None:
     """Finish a supplier order: final status, ledger settled, order refreshed, audited."""
     vo.status, vo.delivered_quantity = status, delivered
     vo.cost = spent
@@ -729,7 +974,7 @@ def _close(vo: VendorOrder, order: Order, status: str, note: str, *, delivered: 
     vo.last_error = "" if status != Status.FAILED else note[:1000]
     vo.save()
     ledger.settle(vendor=vo.vendor, currency=vo.currency, reserved=_reserved(vo), spent=spent,
-                  order=order, vendor_order=vo, note=note[:300])
+                  order=order, vendor_order=vo, note=note[:300], estimated=estimated)
     if delivered:
         OrderLine.objects.filter(pk=vo.line_id).update(
             delivered_quantity=F("delivered_quantity") + delivered
@@ -747,9 +992,10 @@ def _attention(vo: VendorOrder, reason: str, *, order: Order | None = None) -> s
     """Stop acting on a supplier order until a person looks; say why."""
     with transaction.atomic():
         order = order or Order.objects.select_for_update().get(pk=vo.order_id)
-        VendorOrder.objects.filter(pk=vo.pk).update(
+        if not _mine(vo).update(
             attention=reason[:300], next_poll_at=None, claimed_at=None, last_error=reason
-        )
+        ):
+            return "given back by the sweep"
         audit.record(action=audit.Action.NEEDS_ATTENTION, target=vo, order=order,
                      message=f"{vo.client_reference}: {reason}"[:500])
         _refresh_order(order)
@@ -760,11 +1006,16 @@ def _schedule(vo: VendorOrder, when: datetime, error: str = "") -> None:
     fields = {"next_poll_at": when, "claimed_at": None}
     if error:
         fields["last_error"] = error
-    VendorOrder.objects.filter(pk=vo.pk).update(**fields)
+    _mine(vo).update(**fields)
 
 
 def _unclaim(vo: VendorOrder) -> None:
-    VendorOrder.objects.filter(pk=vo.pk).update(claimed_at=None)
+    _mine(vo).update(claimed_at=None)
+
+
+def _mine(vo: VendorOrder):
+    """The row, as long as it still holds the claim ``vo`` was loaded with (the job's)."""
+    return VendorOrder.objects.filter(pk=vo.pk, claim_token=vo.claim_token)
 
 
 def _at(seconds: float) -> datetime:
@@ -772,19 +1023,35 @@ def _at(seconds: float) -> datetime:
 
 
 def _backoff(vo: VendorOrder, step: int | None = None) -> float:
+    """Early, then slower: the first delay, then 2.5, 5, 10 ... times it (2, 5, 10, 20 s for
+    the default 2 s), up to the vendor's longest wait; jittered."""
     step = vo.polls if step is None else step
-    base = min(vo.vendor.max_poll_interval, vo.vendor.first_poll_delay * 2 ** min(step, 12))
-    return base * random.uniform(0.8, 1.2)
+    first = vo.vendor.first_poll_delay
+    base = first if step <= 0 else first * 2.5 * 2 ** min(step - 1, 12)
+    return min(vo.vendor.max_poll_interval, base) * random.uniform(0.8, 1.2)
 
 
 def _next_poll(vo: VendorOrder) -> datetime:
-    """At the supplier's estimate while it lies ahead, then back off with jitter."""
+    """At the supplier's estimate while it lies ahead, else early and backing off."""
     now = timezone.now()
     if vo.estimated_ready_at and vo.estimated_ready_at > now:
         return vo.estimated_ready_at + timedelta(seconds=random.uniform(0, 1))
-    if vo.polls == 0 and not vo.estimated_ready_at:
-        return _at(vo.vendor.first_poll_delay * random.uniform(0.9, 1.1))
-    return _at(_backoff(vo, max(vo.polls - 1, 0)))
+    return _at(_backoff(vo, vo.polls))
+
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|second|m|min|minute|h|hour|d|day)?s?\s*$",
+                      re.IGNORECASE)
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _delivery_estimate(vo: VendorOrder) -> datetime | None:
+    """When the supplier's catalog gives a delivery time as a duration ("15 minutes", 900),
+    the order is expected that long after submission. INSTANT / DELAYED give no time."""
+    match = DURATION.match(str(vo.line.product.extra.get("delivery_time") or ""))
+    if not match or not vo.submitted_at:
+        return None
+    unit = UNIT_SECONDS[(match.group(2) or "s")[0].lower()]
+    return vo.submitted_at + timedelta(seconds=float(match.group(1)) * unit)
 
 
 def _refresh_order(order: Order) -> None:
@@ -815,13 +1082,117 @@ def _refresh_order(order: Order) -> None:
 
 
 
+# Who may do what. Pages, admin pages and admin actions ask these; the commands above
+# enforce them too, so that no door skips them. Each decides from the user (active staff,
+# roles: portal.roles), the order's state and its supplier orders' states.
+
+UNRELEASED = (Order.Status.PENDING_APPROVAL, Order.Status.REJECTED, Order.Status.CANCELLED)
+UNSENT = (Order.Status.PENDING_APPROVAL, Order.Status.QUEUED)
+
+
+def _placed(user, order: Order) -> bool:
+    return order.placed_by_id == user.pk
+
+
+def can_see_all_orders(user) -> bool:
+    """Approvers (and superusers) see every order; everyone else only their own."""
+    return is_portal_user(user) and user.has_perm("orders.approve_order")
+
+
+def can_view_order(user, order: Order) -> bool:
+    return is_portal_user(user) and user.has_perm("orders.view_order") and (
+        _placed(user, order) or can_see_all_orders(user)
+    )
+
+
+def can_approve(user, order: Order) -> bool:
+    """An approver decides an order waiting for approval, never their own."""
+    return (is_portal_user(user) and user.has_perm("orders.approve_order")
+            and order.status == Order.Status.PENDING_APPROVAL and not _placed(user, order))
+
+
+def can_reject(user, order: Order) -> bool:
+    return can_approve(user, order)
+
+
+def _may_cancel(user, order: Order) -> bool:
+    return is_portal_user(user) and (
+        (_placed(user, order) and user.has_perm("orders.view_order"))
+        or user.has_perm("orders.approve_order")
+    )
+
+
+def can_cancel(user, order: Order) -> bool:
+    """An order none of whose supplier orders was sent, by who placed it or an approver
+    (``order.vendor_orders`` may be prefetched)."""
+    return (_may_cancel(user, order) and order.status in UNSENT
+            and all(vo.status == Status.CREATED for vo in order.vendor_orders.all()))
+
+
+def can_top_up(user, order: Order) -> bool:
+    """A partially delivered order, by who placed it (still allowed to order) or an
+    operator."""
+    return is_portal_user(user) and order.status == Order.Status.PARTIALLY_COMPLETED and (
+        (_placed(user, order) and user.has_perm("orders.add_order"))
+        or user.has_perm("orders.change_vendororder")
+    )
+
+
+def repollable(order: Order, vendor_order: VendorOrder) -> bool:
+    """Asking the supplier again makes sense, and sends nothing new: the order was released
+    (approved, or needing no approval), and the supplier order is open and was sent at
+    least once (a CREATED one that never was is the dispatcher's to send)."""
+    return (order.status not in UNRELEASED and vendor_order.status not in FINAL
+            and (vendor_order.status != Status.CREATED or vendor_order.submitted_at is not None))
+
+
+def can_repoll_vendor_order(user, vendor_order: VendorOrder, order: Order) -> bool:
+    return repollable(order, vendor_order) and is_portal_user(user) and (
+        (_placed(user, order) and user.has_perm("orders.view_order"))
+        or user.has_perm("orders.change_vendororder")
+    )
+
+
+def can_repoll(user, order: Order) -> bool:
+    """Whether the order has a supplier order ``user`` may have asked about again."""
+    from orders.selectors import vendor_orders_to_repoll  # selectors import this module
+
+    return any(can_repoll_vendor_order(user, vo, order) for vo in vendor_orders_to_repoll(order))
+
+
+def can_mark_reviewed(user, order: Order) -> bool:
+    """A second person's check: an approver, on someone else's order."""
+    return (is_portal_user(user) and user.has_perm("orders.approve_order")
+            and not _placed(user, order))
+
+
+@transaction.atomic
+def mark_reviewed(*, order: Order, user) -> Order:
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    if not can_mark_reviewed(user, order):
+        raise PermissionDenied(f"You may not mark order {order.reference} reviewed.")
+    if not order.reviewed:
+        order.reviewed = True
+        order.save(update_fields=["reviewed", "updated_at"])
+        audit.record(action=audit.Action.STATUS_CHANGED, target=order, actor=user,
+                     order=order, message="Marked reviewed")
+    return order
+
+
 # Code custody: the only ways a code leaves its encryption
 
 
 def can_reveal(user, order: Order) -> bool:
     """Codes are for the person who ordered them, and for approvers; both need the right."""
-    return user.is_active and user.has_perm("orders.reveal_codes") and (
-        order.placed_by_id == user.pk or user.has_perm("orders.approve_order")
+    return is_portal_user(user) and user.has_perm("orders.reveal_codes") and (
+        _placed(user, order) or user.has_perm("orders.approve_order")
+    )
+
+
+def can_export(user, order: Order | None = None) -> bool:
+    """Exporting codes at all, or those of ``order``: the right, and seeing its codes."""
+    return is_portal_user(user) and user.has_perm("orders.export_codes") and (
+        order is None or can_reveal(user, order)
     )
 
 
@@ -830,5 +1201,6 @@ def reveal_voucher(*, voucher: Voucher, user) -> VoucherSecrets:
         raise PermissionDenied("You may not see the codes of this order.")
     with transaction.atomic():
         audit.record(action=audit.Action.REVEALED, target=voucher, actor=user,
-                     order=voucher.order, message=f"Code ending {voucher.last4} revealed")
+                     order=voucher.order, message=f"Code ending {voucher.last4} revealed",
+                     data={"voucher": str(voucher.pk), "last4": voucher.last4})
     return open_voucher(voucher)

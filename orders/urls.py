@@ -21,5 +21,7 @@ urlpatterns = [
     path("orders/<int:pk>/top-up/", views.order_top_up, name="order_top_up"),
     path("orders/<int:pk>/approve/", views.order_approve, name="order_approve"),
     path("orders/<int:pk>/reject/", views.order_reject, name="order_reject"),
+    path("vendor-orders/<int:pk>/resolve/", views.vendor_order_resolve,
+         name="vendor_order_resolve"),
     path("vouchers/<uuid:pk>/reveal/", views.voucher_reveal, name="voucher_reveal"),
 ]

@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -14,19 +14,23 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from orders import exports, selectors, services
+from orders import confirmations, exports, selectors, services
 from orders.forms import (
     CatalogFilterForm,
     OrderFilterForm,
     OrderForm,
     OrderSearchForm,
     RejectForm,
+    ResolveForm,
 )
-from orders.models import Order, Voucher
+from orders.models import Order, VendorOrder, Voucher
+from portal.idle import not_user_activity
+from portal.twofactor import fresh_authentication_required
 from vendors.models import Product
+from vendors.services import can_see_ledger
 
 PAGE_SIZE = 50
-CONFIRMATION_TTL = 24 * 3600
+MAX_PAGE = 10_000
 
 
 def _render(request: HttpRequest, template: str, context: dict, *, title: str = "",
@@ -41,17 +45,27 @@ def _render(request: HttpRequest, template: str, context: dict, *, title: str = 
 
 
 def _page_number(request: HttpRequest) -> int:
+    """The ``page`` asked for, or the first page with a message when it is not a number
+    from 1 to MAX_PAGE (a huge one would overflow the database's OFFSET)."""
+    raw = request.GET.get("page", "1")
     try:
-        return max(1, int(request.GET.get("page", 1)))
+        number = int(raw)
     except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_PAGE:
+        messages.error(request, f"Pages go from 1 to {MAX_PAGE}: showing the first page.")
         return 1
+    return number
 
 
 def _visible_order(request: HttpRequest, pk: int) -> Order:
     try:
-        return selectors.order_detail(request.user, pk)
+        order = selectors.order_detail(request.user, pk)
     except Order.DoesNotExist:
         raise Http404("No such order.") from None
+    if not services.can_view_order(request.user, order):
+        raise Http404("No such order.")
+    return order
 
 
 # Dashboard and catalog
@@ -59,16 +73,21 @@ def _visible_order(request: HttpRequest, pk: int) -> Order:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
+    """Every staff user's home; each part only for who may see it."""
     user = request.user
+    show_balances = user.has_perm("vendors.view_balance")
+    show_orders = user.has_perm("orders.view_order")
     return _render(request, "orders/dashboard.html", {
-        "balances": selectors.balances(),
-        "in_flight": selectors.orders_in_flight(user),
-        "attention": selectors.orders_needing_attention(user),
-        "events": selectors.recent_events(user),
+        "show_balances": show_balances, "show_orders": show_orders,
+        "balances": selectors.balances() if show_balances else [],
+        "in_flight": selectors.orders_in_flight(user) if show_orders else [],
+        "attention": selectors.orders_needing_attention(user) if show_orders else [],
+        "events": selectors.recent_events(user) if show_orders else [],
     }, title="Dashboard")
 
 
 @login_required
+@permission_required("vendors.view_product", raise_exception=True)
 def catalog(request: HttpRequest) -> HttpResponse:
     form = CatalogFilterForm(request.GET)
     products = selectors.catalog(form.filters())
@@ -79,6 +98,7 @@ def catalog(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@permission_required("vendors.view_product", raise_exception=True)
 def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         product = selectors.product_detail(pk)
@@ -105,7 +125,7 @@ def order_new(request: HttpRequest) -> HttpResponse:
         return _order_form_page(request, OrderForm(initial={
             "product": request.GET.get("product"), "quantity": 1,
         }))
-    form = OrderForm(request.POST)
+    form = OrderForm(request.POST, user=request.user)
     step = request.POST.get("step", "confirm")
     if not form.is_valid():
         return _order_form_page(request, form, status=400)
@@ -113,33 +133,56 @@ def order_new(request: HttpRequest) -> HttpResponse:
         return _order_form_page(request, form)
     if step == "place" and request.POST.get("confirmation"):
         return _place(request, form, request.POST["confirmation"])
+    return _confirm_page(request, form)
+
+
+def _confirm_page(request: HttpRequest, form: OrderForm, *,
+                  repeated: list[Order] | None = None, status: int = 200) -> HttpResponse:
+    """The confirmation step, with a new token: the one order it may place."""
     return _render(request, "orders/order_confirm.html", {
-        "form": form, "quote": form.quote, "confirmation": uuid.uuid4().hex,
-    }, title="Confirm the order")
+        "form": form, "quote": form.quote, "confirmation": confirmations.issue(request.user),
+        "repeated": repeated,
+    }, title="Confirm the order", status=status)
 
 
-def _place(request: HttpRequest, form: OrderForm, confirmation: str) -> HttpResponse:
-    # One order per confirmation page, even when "Place order" is pressed twice.
-    key = f"orders:confirmation:{request.user.pk}:{confirmation}"
-    if not cache.add(key, "placing", CONFIRMATION_TTL):
-        placed = cache.get(key)
-        if placed and placed != "placing":
-            messages.warning(request, "This order was already placed.")
-            return redirect("orders:order_detail", pk=placed)
-        messages.warning(request, "This order is being placed already.")
-        return redirect("orders:order_list")
+def _place(request: HttpRequest, form: OrderForm, token: str) -> HttpResponse:
+    # One order per confirmation page, even when "Place order" is pressed twice: the
+    # database keeps the token under a unique constraint (services.place_order).
+    try:
+        confirmation = confirmations.open_token(request.user, token)
+    except confirmations.InvalidConfirmation:
+        messages.error(request, "This confirmation is not valid any more: check the order "
+                                "and place it again.")
+        return _confirm_page(request, form, status=400)
+    placed = Order.objects.filter(confirmation_token=confirmation.nonce,
+                                  placed_by=request.user).first()
+    if placed is not None:
+        return _already_placed(request, placed)
+    # Another tab placed the same order after this page was shown: ask again, warned.
+    repeated = selectors.repeated_orders(
+        user=request.user, line=form.quote.line,
+        since=max(confirmation.issued_at, selectors.repeat_window_start()),
+    )
+    if repeated:
+        return _confirm_page(request, form, repeated=repeated, status=409)
     data = form.cleaned_data
     try:
         order = services.place_order(
             user=request.user, lines=[form.line_request()], note=data["note"],
-            purchase_order=data["purchase_order"],
+            purchase_order=data["purchase_order"], confirmation_token=confirmation.nonce,
         )
+    except services.AlreadyPlaced as exc:
+        return _already_placed(request, exc.order)
     except services.OrderError as exc:
-        cache.delete(key)
         form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         return _order_form_page(request, form, status=400)
-    cache.set(key, order.pk, CONFIRMATION_TTL)
-    messages.success(request, f"Order {order.reference} placed.")
+    messages.success(request, f"Order {order.reference} placed."
+                     + (" It waits for approval." if order.approval_reason else ""))
+    return redirect("orders:order_detail", pk=order.pk)
+
+
+def _already_placed(request: HttpRequest, order: Order) -> HttpResponse:
+    messages.warning(request, f"This order was already placed as {order.reference}.")
     return redirect("orders:order_detail", pk=order.pk)
 
 
@@ -147,7 +190,7 @@ def _place(request: HttpRequest, form: OrderForm, confirmation: str) -> HttpResp
 @permission_required("orders.add_order", raise_exception=True)
 def order_quote(request: HttpRequest) -> HttpResponse:
     """The live quote of the new-order form (an htmx fragment)."""
-    form = OrderForm(request.GET)
+    form = OrderForm(request.GET, user=request.user)
     form.is_valid()
     return render(request, "orders/_quote.html", {"form": form, "quote": form.quote})
 
@@ -185,6 +228,7 @@ def _carried_filters(data) -> list[tuple[str, str]]:
 
 
 @login_required
+@permission_required("orders.view_order", raise_exception=True)
 def order_list(request: HttpRequest) -> HttpResponse:
     """Paged by cursor (``after`` or ``before``, see selectors.order_page), never by number:
     a page deep in a million orders costs what the first one does."""
@@ -199,11 +243,12 @@ def order_list(request: HttpRequest) -> HttpResponse:
         "search_form": OrderSearchForm(initial={"term": form.cleaned_data.get("q", "")}),
         "search_carry": _carried_filters(request.GET),
         "searching_code": bool(form.cleaned_data.get("code")),
-        "can_export": request.user.has_perm("orders.export_codes"),
+        "can_export": services.can_export(request.user),
     }, title="Orders")
 
 
 @login_required
+@permission_required("orders.view_order", raise_exception=True)
 @require_POST
 def order_search(request: HttpRequest) -> HttpResponse:
     """The search box, posted so that a code never lands in a URL: back to the list with
@@ -221,22 +266,23 @@ def order_search(request: HttpRequest) -> HttpResponse:
 
 def _detail_context(request: HttpRequest, order: Order) -> dict:
     user = request.user
-    unsent = order.status in (Order.Status.PENDING_APPROVAL, Order.Status.QUEUED)
     return {
         "order": order,
         "live": order.status in selectors.OPEN_ORDER_STATUSES,
         "can_reveal": services.can_reveal(user, order),
-        "can_export": user.has_perm("orders.export_codes") and services.can_reveal(user, order),
-        "can_cancel": unsent,
-        "can_top_up": order.status == Order.Status.PARTIALLY_COMPLETED
-        and user.has_perm("orders.add_order"),
-        "can_approve": order.status == Order.Status.PENDING_APPROVAL
-        and user.has_perm("orders.approve_order") and order.placed_by_id != user.pk,
-        "can_repoll": bool(selectors.vendor_orders_to_repoll(order)),
+        "can_export": services.can_export(user, order),
+        "can_cancel": services.can_cancel(user, order),
+        "can_top_up": services.can_top_up(user, order),
+        "can_approve": services.can_approve(user, order),
+        "can_repoll": services.can_repoll(user, order),
+        "resolvable": [vo for vo in order.vendor_orders.all() if services.can_resolve(user, vo)],
+        "ledger": selectors.ledger_entries(order) if can_see_ledger(user) else None,
+        "resolve_form": ResolveForm(),
     }
 
 
 @login_required
+@permission_required("orders.view_order", raise_exception=True)
 @never_cache
 def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
     order = _visible_order(request, pk)
@@ -244,7 +290,9 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
                    title=f"Order {order.reference}")
 
 
+@not_user_activity
 @login_required
+@permission_required("orders.view_order", raise_exception=True)
 @never_cache
 def order_live(request: HttpRequest, pk: int) -> HttpResponse:
     """The changing part of the order page, polled by htmx while the order is open."""
@@ -253,6 +301,7 @@ def order_live(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@permission_required("orders.view_order", raise_exception=True)
 @require_POST
 def order_repoll(request: HttpRequest, pk: int) -> HttpResponse:
     order = _visible_order(request, pk)
@@ -278,6 +327,7 @@ def _act(request: HttpRequest, pk: int, action, done: str) -> HttpResponse:
 
 
 @login_required
+@permission_required("orders.view_order", raise_exception=True)
 @require_POST
 def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(request, pk, lambda o: services.cancel_order(order=o, user=request.user),
@@ -285,7 +335,7 @@ def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-@permission_required("orders.add_order", raise_exception=True)
+@permission_required("orders.view_order", raise_exception=True)
 @require_POST
 def order_top_up(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(request, pk, lambda o: services.top_up_order(order=o, user=request.user),
@@ -305,11 +355,52 @@ def order_approve(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def order_reject(request: HttpRequest, pk: int) -> HttpResponse:
     form = RejectForm(request.POST)
-    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    if not form.is_valid():
+        order = _visible_order(request, pk)
+        return _render(request, "orders/order_detail.html",
+                       {**_detail_context(request, order), "reject_form": form},
+                       title=f"Order {order.reference}", status=400)
     return _act(
         request, pk,
-        lambda o: services.reject_order(order=o, user=request.user, reason=reason), "rejected",
+        lambda o: services.reject_order(order=o, user=request.user,
+                                        reason=form.cleaned_data["reason"]), "rejected",
     )
+
+
+@login_required
+@permission_required("orders.view_order", raise_exception=True)
+@require_POST
+def vendor_order_resolve(request: HttpRequest, pk: int) -> HttpResponse:
+    """Settle a supplier order whose outcome is unknown: attach the supplier's order, or send
+    again. Bad input comes back on the order page as a field error."""
+    try:
+        vendor_order = selectors.visible_vendor_order(request.user, pk)
+    except VendorOrder.DoesNotExist:
+        raise Http404("No such supplier order.") from None
+    if not services.can_resolve(request.user, vendor_order):
+        raise PermissionDenied("You may not resolve this supplier order.")
+    order = _visible_order(request, vendor_order.order_id)
+    form = ResolveForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.resolve_unknown(
+                vendor_order=vendor_order, user=request.user,
+                absent=data["choice"] == ResolveForm.RESEND,
+                supplier_order_id=data["supplier_order_id"]
+                if data["choice"] == ResolveForm.ATTACH else "",
+            )
+        except services.OrderError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            done = ("sent again" if data["choice"] == ResolveForm.RESEND
+                    else "attached to the supplier's order")
+            messages.success(request, f"{vendor_order.client_reference} {done}.")
+            return redirect("orders:order_detail", pk=order.pk)
+    context = _detail_context(request, order)
+    context.update(resolve_form=form, resolve_target=vendor_order.pk)
+    return _render(request, "orders/order_detail.html", context,
+                   title=f"Order {order.reference}", status=400)
 
 
 # Codes: reveal and export
@@ -317,7 +408,9 @@ def order_reject(request: HttpRequest, pk: int) -> HttpResponse:
 
 @never_cache
 @login_required
+@permission_required("orders.view_order", raise_exception=True)
 @require_POST
+@fresh_authentication_required
 def voucher_reveal(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     try:
         voucher = selectors.visible_voucher(request.user, pk)
@@ -340,7 +433,9 @@ def csv_response(orders: QuerySet[Order], user, filename: str) -> StreamingHttpR
 
 @never_cache
 @login_required
+@permission_required("orders.view_order", raise_exception=True)
 @require_POST
+@fresh_authentication_required
 def export_order(request: HttpRequest, pk: int) -> HttpResponse:
     order = _visible_order(request, pk)
     return csv_response(Order.objects.filter(pk=order.pk), request.user,
@@ -349,9 +444,16 @@ def export_order(request: HttpRequest, pk: int) -> HttpResponse:
 
 @never_cache
 @login_required
+@permission_required("orders.view_order", raise_exception=True)
 @require_POST
+@fresh_authentication_required
 def export_list(request: HttpRequest) -> HttpResponse:
-    """The codes of every order the list shows with the same filters (from the query)."""
-    _form, orders = _filtered_orders(request)
+    """The codes of every order the list shows with the same filters (from the query).
+    Refused when a filter is invalid: leaving it out would export more than was asked for."""
+    form, orders = _filtered_orders(request)
+    if not form.is_valid():
+        messages.error(request, "Nothing was exported: correct the filters first.")
+        url = reverse("orders:order_list")
+        return redirect(f"{url}?{request.GET.urlencode()}" if request.GET else url)
     return csv_response(orders, request.user, "orders-codes.csv")
 

@@ -55,10 +55,15 @@ def parse_keys(setting: str) -> tuple[int, dict[int, bytes]]:
     return current, keys
 
 
+def parse_index_key(setting: str) -> bytes:
+    """Parse ``VOUCHER_INDEX_KEY``: base64 of 32 bytes."""
+    return _decode_key(setting, "VOUCHER_INDEX_KEY")
+
+
 class Keyring:
     def __init__(self, *, voucher_keys: str, index_key: str) -> None:
         self.current_version, self._keys = parse_keys(voucher_keys)
-        self._index_key = _decode_key(index_key, "VOUCHER_INDEX_KEY")
+        self._index_key = parse_index_key(index_key)
 
     def encrypt(self, plaintext: str, *, context: str) -> str:
         nonce = os.urandom(NONCE_BYTES)

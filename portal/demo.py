@@ -3,26 +3,23 @@
 import importlib
 
 from django.conf import settings
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import User
 from django.db import transaction
 
+from portal.roles import role_group
 from vendors.models import Vendor
 from vendors.services import vendor_set_credentials
 
 DEMO_USERS = [
-    # username, password, group, is_superuser
-    ("admin", "demo-admin-pass", None, True),
-    ("orderer", "demo-orderer-pass", "Orderers", False),
-    ("approver", "demo-approver-pass", "Approvers", False),
+    # username, password, roles (portal.roles), is_superuser
+    ("admin", "demo-admin-pass", [], True),
+    ("orderer", "demo-orderer-pass", ["orderer", "custodian"], False),
+    ("approver", "demo-approver-pass", ["approver", "custodian"], False),
+    ("viewer", "demo-viewer-pass", ["viewer"], False),
+    ("custodian", "demo-custodian-pass", ["viewer", "custodian"], False),
+    ("operator", "demo-operator-pass", ["operator"], False),
+    ("auditor", "demo-auditor-pass", ["auditor"], False),
 ]
-
-GROUP_PERMISSIONS = {
-    "Orderers": ["orders.view_order", "orders.add_order", "orders.reveal_codes",
-                 "orders.export_codes", "vendors.view_product", "vendors.view_balance"],
-    "Approvers": ["orders.view_order", "orders.approve_order", "orders.reveal_codes",
-                  "orders.export_codes", "vendors.view_product", "vendors.view_balance",
-                  "vendors.view_vendor"],
-}
 
 DEMO_VENDORS = [
     # name, kind, sandbox module
@@ -33,27 +30,20 @@ DEMO_VENDORS = [
 ]
 
 
-def _permission(dotted: str) -> Permission:
-    app_label, codename = dotted.split(".")
-    return Permission.objects.get(content_type__app_label=app_label, codename=codename)
-
-
 @transaction.atomic
-def seed_users() -> list[tuple[str, str]]:
-    for name, perms in GROUP_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        group.permissions.set([_permission(p) for p in perms])
+def seed_users() -> list[tuple[str, str, list[str]]]:
+    """The demo users, each in its role groups (created by the migration portal.0002_roles).
+    Returns (username, password, roles) of each."""
     logins = []
-    for username, password, group, superuser in DEMO_USERS:
+    for username, password, roles, superuser in DEMO_USERS:
         user, created = User.objects.get_or_create(username=username)
         if created:
             user.set_password(password)
         user.is_staff = True
         user.is_superuser = superuser
         user.save()
-        if group:
-            user.groups.add(Group.objects.get(name=group))
-        logins.append((username, password))
+        user.groups.set([role_group(role) for role in roles])
+        logins.append((username, password, roles))
     return logins
 
 

@@ -44,7 +44,12 @@ def start(socket: Path = SOCKET, timeout: float = 15.0) -> subprocess.Popen | No
             "--unixsocketperm", "700",
             "--dir", str(socket.parent),
             "--dbfilename", "redis.rdb",
-            "--save", "60 1",
+            "--save", "60", "1",
+            # Every write goes to an append-only file under VAR_DIR, fsynced each second: a
+            # restart keeps queues, tokens and guards.
+            "--appendonly", "yes",
+            "--appendfilename", "redis.aof",
+            "--appendfsync", "everysec",
             "--logfile", str(socket.parent / "redis.log"),
         ],
         stdout=subprocess.DEVNULL,

@@ -1,7 +1,10 @@
-"""What /healthz checks: the database, Redis, and a live RQ worker."""
+"""What /healthz checks: the database, Redis, a live worker, and supplier orders moving."""
+
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -24,23 +27,36 @@ def check_redis() -> bool:
 
 
 def check_worker() -> bool:
-    """True when some RQ worker has beaten its heart recently enough."""
-    import django_rq
-    from rq import Worker
+    """True when some worker has beaten its heart recently (portal.worker's own heartbeat,
+    which a Redis flush does not silence for longer than one beat)."""
+    from portal import worker
 
     try:
-        workers = Worker.all(connection=django_rq.get_connection("default"))
+        return bool(worker.live_workers())
     except Exception:
         return False
+
+
+def check_orders() -> bool:
+    """True when supplier orders are moving: none due for longer than HEALTH_ORDER_MAX_LAG,
+    and none held by a job for longer than that plus the claim timeout."""
+    from orders.models import VendorOrder
+    from orders.services import FINAL
+
     now = timezone.now()
-    for worker in workers:
-        beat = worker.last_heartbeat  # aware, in UTC
-        if beat is not None and (now - beat).total_seconds() <= settings.WORKER_HEARTBEAT_MAX_AGE:
-            return True
-    return False
+    lag = timedelta(seconds=settings.HEALTH_ORDER_MAX_LAG)
+    held = lag + timedelta(seconds=settings.ORDER_CLAIM_TIMEOUT)
+    try:
+        late = VendorOrder.objects.filter(
+            Q(next_poll_at__lt=now - lag) | Q(next_poll_at__isnull=True, claimed_at__lt=now - held)
+        ).exclude(status__in=FINAL).exists()
+    except Exception:
+        return False
+    return not late
 
 
-CHECKS = {"database": check_database, "redis": check_redis, "worker": check_worker}
+CHECKS = {"database": check_database, "redis": check_redis, "worker": check_worker,
+          "orders": check_orders}
 
 
 def failing_checks() -> list[str]:

@@ -12,6 +12,7 @@ import re
 import threading
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -80,6 +81,7 @@ def request(
     method = method.upper()
     is_write = method in WRITE_METHODS
     timeout = timeout or (settings.SUPPLIER_CONNECT_TIMEOUT, settings.SUPPLIER_READ_TIMEOUT)
+    where = f" on {method} {url_path(url)}"
     try:
         response = session().request(
             method, url, headers=headers, params=params, json=json_body, data=data,
@@ -87,16 +89,18 @@ def request(
         )
     except requests.ConnectTimeout as exc:
         logger.warning("%s %s: connect timeout", method, redact_url(url))
-        raise SupplierError("supplier did not accept the connection", retryable=True) from exc
+        raise SupplierError(f"supplier did not accept the connection{where}",
+                            retryable=True) from exc
     except requests.Timeout as exc:
         logger.warning("%s %s: read timeout", method, redact_url(url))
         raise SupplierError(
-            "supplier did not answer in time", retryable=True, outcome_unknown=is_write
+            f"supplier did not answer in time{where}", retryable=True,
+            outcome_unknown=is_write,
         ) from exc
     except requests.RequestException as exc:
         logger.warning("%s %s: %s", method, redact_url(url), type(exc).__name__)
         raise SupplierError(
-            f"connection to supplier failed ({type(exc).__name__})",
+            f"connection to supplier failed ({type(exc).__name__}){where}",
             retryable=True, outcome_unknown=is_write,
         ) from exc
 
@@ -106,12 +110,13 @@ def request(
     )
     if response.status_code == 429:
         raise SupplierError(
-            "supplier rate limit reached", retryable=True, status_code=429,
+            f"supplier rate limit reached{where}", retryable=True, status_code=429,
             retry_after=retry_after_seconds(response),
         )
     if response.status_code >= 500:
         raise SupplierError(
-            f"supplier error {response.status_code}", retryable=True, outcome_unknown=is_write,
+            f"supplier error {response.status_code}{where}", retryable=True,
+            outcome_unknown=is_write,
             status_code=response.status_code, retry_after=retry_after_seconds(response),
         )
     return response
@@ -141,6 +146,11 @@ def retry_after_seconds(response: requests.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, (when - timezone.now()).total_seconds())
+
+
+def url_path(url: str) -> str:
+    """The URL's path alone: no host, no query string (which may carry references or keys)."""
+    return urlsplit(url).path or "/"
 
 
 def redact_url(url: str) -> str:

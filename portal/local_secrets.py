@@ -8,10 +8,12 @@ import os
 import secrets
 from pathlib import Path
 
+from portal.paths import owner_only_dir
+
 
 def read_or_create(path: Path, make) -> str:
     """Return the secret stored at ``path``, writing ``make()`` there (mode 0600) the first time."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    owner_only_dir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

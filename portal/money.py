@@ -74,5 +74,22 @@ class Money:
         return format_money(self.amount, self.currency)
 
 
+def parse_amounts(text: str) -> dict[str, Decimal]:
+    """``"GBP:500,EUR:580"`` as ``{"GBP": Decimal("500"), ...}``; empty text, no amounts."""
+    amounts: dict[str, Decimal] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        code, sep, value = item.partition(":")
+        if not sep:
+            raise MoneyError(f"{item!r} is not <currency>:<amount>")
+        currency = currency_code(code)
+        if currency in amounts:
+            raise MoneyError(f"{currency} is listed twice")
+        amount = to_decimal(value)
+        if amount < 0:
+            raise MoneyError(f"the amount for {currency} is negative")
+        amounts[currency] = amount
+    return amounts
+
+
 def format_money(amount: Decimal, currency: str, locale: str = "en_GB") -> str:
     return format_currency(amount, currency, locale=locale)

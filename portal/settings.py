@@ -9,16 +9,18 @@ import sys
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from portal import embedded_redis, local_secrets
-from portal.paths import BASE_DIR, VAR_DIR
+from portal import embedded_redis, local_secrets, money
+from portal.paths import BASE_DIR, VAR_DIR, owner_only_dir, owner_only_file
 
 env = environ.Env()
 if (BASE_DIR / ".env").exists():
     env.read_env(BASE_DIR / ".env")
 
 DEBUG = env.bool("DEBUG", default=True)
+owner_only_dir(VAR_DIR)
 
 
 def _secret(name: str, filename: str, make) -> str:
@@ -52,6 +54,10 @@ INSTALLED_APPS = [
     "django_rq",
     "django_htmx",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "csp",
     "portal.apps.PortalConfig",
     "vendors.apps.VendorsConfig",
     "orders.apps.OrdersConfig",
@@ -59,15 +65,23 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "portal.idle.SessionIdleMiddleware",
+    "portal.twofactor.TwoFactorMiddleware",
     "axes.middleware.AxesMiddleware",
+    # After axes: signing a user out goes through axes' logout signal, which needs it.
+    "portal.access.StaffOnlyMiddleware",
+    "portal.audit.ActorMiddleware",
+    "portal.admin_params.AdminDateLookupMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -88,9 +102,10 @@ TEMPLATES = [
     },
 ]
 
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        owner_only_file(Path(DATABASES["default"]["NAME"]))
     # A web server and a worker write at once: WAL, a busy timeout and IMMEDIATE
     # transactions keep SQLite from answering "database is locked". The test database is a
     # file too, so that worker processes started by tests can reach it.
@@ -114,9 +129,13 @@ RQ_QUEUES = {
     for name in ("default", "orders", "polling", "sync")
 }
 RQ_SHOW_ADMIN_LINK = True
-# How old a worker's heartbeat may be before /healthz calls it dead (RQ beats about every
-# seven minutes while idle and after every job).
-WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=480)
+# Workers are portal.worker.PortalWorker: they beat every WORKER_HEARTBEAT_INTERVAL seconds,
+# idle or busy, into a key a Redis flush does not silence. A worker whose last beat is older
+# than WORKER_HEARTBEAT_MAX_AGE is dead to /healthz and to the sweep (which then gives back the
+# supplier order its job held).
+RQ = {"WORKER_CLASS": "portal.worker.PortalWorker"}
+WORKER_HEARTBEAT_INTERVAL = env.int("WORKER_HEARTBEAT_INTERVAL", default=5)
+WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=20)
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
@@ -169,6 +188,32 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+# Logged out after this many seconds without a page the user asked for (htmx polling does not
+# count); SESSION_COOKIE_AGE caps a session however active.
+SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
+
+# Two-factor authentication (portal.twofactor). Revealing or exporting codes needs the
+# password and an authenticator code proved within REAUTHENTICATION_MAX_AGE seconds. Each
+# wrong code doubles the wait before the next (OTP_THROTTLE_FACTOR seconds after the first).
+REAUTHENTICATION_MAX_AGE = env.int("REAUTHENTICATION_MAX_AGE", default=15 * 60)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Voucher portal")
+OTP_TOTP_THROTTLE_FACTOR = OTP_STATIC_THROTTLE_FACTOR = env.int("OTP_THROTTLE_FACTOR", default=1)
+# The admin lists and deletes devices but never shows a secret, a QR code or recovery codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# Content security policy (django-csp): everything from this origin, nothing inline.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 X_FRAME_OPTIONS = "DENY"
 
 # Supplier HTTP: connect and read timeouts in seconds, used by portal.http for every call.
@@ -176,12 +221,44 @@ SUPPLIER_CONNECT_TIMEOUT = env.float("SUPPLIER_CONNECT_TIMEOUT", default=5.0)
 SUPPLIER_READ_TIMEOUT = env.float("SUPPLIER_READ_TIMEOUT", default=30.0)
 
 # Ordering: the largest quantity of one line, the order total (in its currency) above which a
-# second person must approve, how long a queued job may hold a supplier order before the sweep
-# calls it lost, and how often a submission is retried before a person is asked.
+# second person must approve, how long a job may hold a supplier order before the sweep gives it
+# back whatever RQ says (a lost job is found sooner from RQ and the heartbeats), and how often
+# a submission is retried before a person is asked.
 ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=1000)
 ORDER_APPROVAL_THRESHOLD = env.str("ORDER_APPROVAL_THRESHOLD", default="") or None
+
+
+def _amounts(name: str) -> dict:
+    try:
+        return money.parse_amounts(env.str(name, default=""))
+    except money.MoneyError as exc:
+        sys.stderr.write(f"{name} is malformed ({exc}); refusing to start.\n")
+        raise ImproperlyConfigured(f"{name} is malformed: {exc}") from None
+
+
+# Spend controls (orders.spend): portal-wide limits per currency, "GBP:500,EUR:580", each
+# overridable per user (orders.SpendLimit). Empty: no limit of that kind. When a kind of limit
+# is in force but names no amount in an order's currency, that order waits for approval.
+# A non-empty ORDER_LIMIT_PER_ORDER replaces the older ORDER_APPROVAL_THRESHOLD.
+ORDER_LIMIT_PER_ORDER = _amounts("ORDER_LIMIT_PER_ORDER")
+ORDER_DAILY_CAP_PER_USER = _amounts("ORDER_DAILY_CAP_PER_USER")
+# A confirmation page warns of the same user's same order placed within these minutes.
+ORDER_REPEAT_WARNING_MINUTES = env.int("ORDER_REPEAT_WARNING_MINUTES", default=10)
 ORDER_CLAIM_TIMEOUT = env.int("ORDER_CLAIM_TIMEOUT", default=600)
+# How often the sweep looks for lost jobs (seconds), and how late a due supplier order may be
+# (or how long a job may hold one) before /healthz says orders are not moving.
+ORDER_SWEEP_INTERVAL = env.int("ORDER_SWEEP_INTERVAL", default=10)
+HEALTH_ORDER_MAX_LAG = env.int("HEALTH_ORDER_MAX_LAG", default=120)
 ORDER_SUBMIT_ATTEMPTS = env.int("ORDER_SUBMIT_ATTEMPTS", default=8)
+# Transient faults on a supplier order's reads (429, 5xx, timeouts): the first retry after about
+# this many seconds (growing by half of it per fault in a row, jittered, at most 15 s; a
+# Retry-After wins), for at most this many faults in a row before the ordinary back-off.
+ORDER_FAULT_RETRY_SECONDS = env.float("ORDER_FAULT_RETRY_SECONDS", default=2.0)
+ORDER_FAULT_RETRIES = env.int("ORDER_FAULT_RETRIES", default=6)
+# Catalog and balance syncs: attempts of a read after a retryable error, and the longest
+# wait between two (a longer Retry-After is cut to it).
+SYNC_ATTEMPTS = env.int("SYNC_ATTEMPTS", default=3)
+SYNC_RETRY_MAX_WAIT = env.float("SYNC_RETRY_MAX_WAIT", default=5.0)
 
 # Where the run command's sandbox suppliers listen; demo vendors point here.
 SANDBOX_URL = env.str("SANDBOX_URL", default="http://127.0.0.1:8001")

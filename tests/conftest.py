@@ -228,7 +228,21 @@ def work(redis_conn):
 
 @pytest.fixture
 def orderer(django_user_model, transactional_db):
-    return django_user_model.objects.create_user("orderer", password="orderer-pass-123")
+    from portal.roles import role_group
+
+    user = django_user_model.objects.create_user("orderer", password="orderer-pass-123",
+                                                 is_staff=True)
+    user.groups.add(role_group("orderer"))
+    return user
+
+
+@pytest.fixture
+def operator(django_user_model, transactional_db):
+    from portal.roles import role_group
+
+    user = django_user_model.objects.create_user("operator", is_staff=True)
+    user.groups.add(role_group("operator"))
+    return user
 
 
 @pytest.hookimpl(wrapper=True)
@@ -237,3 +251,44 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+# Two-factor authentication.
+
+
+def authenticator(user):
+    """The user's confirmed authenticator (TOTP) device, created when missing."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return device or TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+
+
+def totp_code(device) -> str:
+    """A code ``device`` accepts now. django-otp accepts a time step only once, so after a
+    code of the current step this is the next step's (within the tolerance), or it waits."""
+    from django_otp.oath import hotp
+
+    while True:
+        device.refresh_from_db()
+        now = int(time.time() - device.t0) // device.step + device.drift
+        step = max(now, device.last_t + 1)
+        if step <= now + device.tolerance:
+            return f"{hotp(device.bin_key, step, device.digits):0{device.digits}d}"
+        time.sleep(0.5)
+
+
+def login_verified(client, user):
+    """Log ``client`` in as ``user``, verified by an authenticator device and freshly
+    re-authenticated, as if the user had passed the login, verify and re-auth pages."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    from portal import twofactor
+
+    device = authenticator(user)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session[twofactor.PASSWORD_AT] = session[twofactor.AUTHENTICATOR_AT] = time.time()
+    session.save()
+    return client

@@ -3,6 +3,7 @@ from django.urls import reverse
 
 from orders.models import Order, OrderLine, VendorOrder, Voucher
 from portal.models import AuditEvent
+from tests.conftest import login_verified
 from vendors.models import Balance, Product, Vendor
 
 CODE = "GIFT-7Q2X-99ZK-4F3M"
@@ -10,8 +11,7 @@ CODE = "GIFT-7Q2X-99ZK-4F3M"
 
 @pytest.fixture
 def admin_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
+    return login_verified(client, staff_user)
 
 
 @pytest.mark.django_db
@@ -62,7 +62,7 @@ def test_it_keeps_audit_events_read_only(admin_client, make_vendor):
     from vendors.services import vendor_set_credentials
 
     vendor_set_credentials(vendor=make_vendor(), credentials={"api_key": "kal_test_x"})
-    event = AuditEvent.objects.get()
+    event = AuditEvent.objects.get(action="credentials_changed")
     change = admin_client.post(
         reverse("admin:portal_auditevent_change", args=[event.pk]), {"message": "edited"}
     )

@@ -11,12 +11,14 @@ import csv
 import io
 import re
 import time
+from base64 import b32encode
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 
 from orders import exports, services
@@ -24,7 +26,7 @@ from orders.models import Order, Voucher
 from portal.crypto import normalise_code
 from portal.models import AuditEvent
 from tests.browser import background_workers, chromium, page  # noqa: F401
-from tests.conftest import sandbox_get, set_faults
+from tests.conftest import authenticator, sandbox_get, set_faults, totp_code
 from vendors.models import Product
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -53,6 +55,18 @@ def allow_orm_beside_playwright():
         yield
 
 
+@pytest.fixture(autouse=True)
+def no_console_errors(page):
+    """Every page a test visits runs without console errors, CSP violations among them
+    (Chromium reports each refused inline script or style as a console error)."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text)
+            if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield errors
+    assert not errors, f"console errors on the pages visited: {errors}"
+
+
 # Helpers
 
 
@@ -70,11 +84,35 @@ def make_user(django_user_model, username: str, *codenames: str, superuser: bool
 
 
 def log_in(page: Page, base_url: str, user, next_path: str = "/") -> None:
+    """The password, then the second factor through its pages when the user needs one: the
+    enrolment on the first login, an authenticator code afterwards."""
     page.goto(f"{base_url}/admin/login/?next={next_path}")
     page.fill("#id_username", user.username)
     page.fill("#id_password", user.raw_password)
     page.click("input[type=submit]")
+    page.wait_for_url(lambda url: "/admin/login/" not in url)
+    if "/account/two-factor/enrol/" in page.url:
+        enrol(page, user)
+    elif "/account/two-factor/verify/" in page.url:
+        page.fill("#id_code", totp_code(authenticator(user)))
+        page.click("#verify-form button[type=submit]")
+    page.wait_for_url(lambda url: "/account/two-factor/" not in url)
     expect(page.locator("#portal-nav")).to_be_visible()
+
+
+def enrol(page: Page, user) -> list[str]:
+    """Set up the authenticator on the enrolment page as a phone would (from the secret the
+    page shows) and continue; returns the recovery codes shown once."""
+    expect(page.locator("#enrol-qr svg")).to_be_visible()
+    secret = page.locator("#enrol-secret").inner_text().replace(" ", "")
+    device = TOTPDevice.objects.get(user=user, confirmed=False)
+    assert b32encode(device.bin_key).decode() == secret, "the page shows another secret"
+    page.fill("#id_code", totp_code(device))
+    page.click("#enrol-form button[type=submit]")
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
+    codes = page.locator("#recovery-codes li").all_inner_texts()
+    page.click("#recovery-continue")
+    return codes
 
 
 class Navigations:
@@ -172,11 +210,74 @@ def test_it_logs_in_through_the_admin_login_page(live_server, page, django_user_
     expect(page.locator(".errornote")).to_contain_text("correct username and password")
     page.fill("#id_password", user.raw_password)
     page.click("input[type=submit]")
-    expect(page).to_have_url(f"{live_server.url}/orders/")
+    # A superuser needs a second factor: set up on the first login, before any page.
+    expect(page).to_have_url(re.compile(r"/account/two-factor/enrol/\?next=%2Forders%2F$"))
+    page.goto(f"{live_server.url}/admin/")
+    expect(page).to_have_url(re.compile(r"/account/two-factor/enrol/\?next=%2Fadmin%2F$"))
+    enrol(page, user)
+    expect(page).to_have_url(f"{live_server.url}/admin/")
+    page.goto(f"{live_server.url}/orders/")
     expect(page.locator("#result_list")).to_contain_text("No orders match.")
     page.click("#portal-nav >> text=Dashboard")
     expect(page.locator("#balances h2")).to_have_text("Balances")
     expect(page.locator("#user-tools")).to_contain_text(user.username, ignore_case=True)
+    # The admin's own pages (their scripts and styles) pass the content security policy.
+    for path, shown in (("/admin/orders/order/", "#changelist"),
+                        ("/admin/vendors/vendor/add/", "#vendor_form"),
+                        ("/admin/password_change/", "#content-main form"),
+                        ("/account/two-factor/", "#two-factor-status")):
+        page.goto(f"{live_server.url}{path}")
+        expect(page.locator(shown)).to_be_visible()
+
+
+def test_it_verifies_with_a_recovery_code_and_reauthenticates_before_a_reveal(
+        live_server, page, django_user_model, make_voucher):
+    user = make_user(django_user_model, "boss", superuser=True)
+    order = make_voucher("GIFT-7Q2X-99ZK-4F3M").order
+    requests = RequestLog(page)
+    page.goto(f"{live_server.url}/admin/login/?next=/orders/{order.pk}/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", user.raw_password)
+    page.click("input[type=submit]")
+    codes = enrol(page, user)
+    expect(page).to_have_url(f"{live_server.url}/orders/{order.pk}/")
+    page.click("#logout-form button")
+
+    # The next login: a recovery code instead of the phone, once.
+    log_in_url = f"{live_server.url}/admin/login/?next=/orders/{order.pk}/"
+    page.goto(log_in_url)
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", user.raw_password)
+    page.click("input[type=submit]")
+    expect(page).to_have_url(re.compile(r"/account/two-factor/verify/\?next="))
+    page.fill("#id_code", codes[0])
+    page.click("#verify-form button[type=submit]")
+    expect(page).to_have_url(f"{live_server.url}/orders/{order.pk}/")
+    expect(page.locator(".messagelist")).to_contain_text("You used a recovery code; 9 are left")
+
+    # A recovery code is not a fresh authenticator code: the reveal asks for both again,
+    # then comes back here to be pressed again.
+    page.locator("#vouchers button", has_text="Reveal").click()
+    expect(page).to_have_url(re.compile(r"/account/two-factor/reauthenticate/\?next="))
+    page.fill("#id_password", user.raw_password)
+    page.fill("#id_code", totp_code(authenticator(user)))
+    page.click("#reauth-form button[type=submit]")
+    expect(page).to_have_url(f"{live_server.url}/orders/{order.pk}/")
+    expect(page.locator(".messagelist")).to_contain_text("press the button again")
+    page.locator("#vouchers button", has_text="Reveal").click()
+    expect(page.locator("#revealed-code")).to_have_text("GIFT-7Q2X-99ZK-4F3M")
+    assert AuditEvent.objects.filter(action="revealed", actor=user).count() == 1
+    # More pages under the content security policy (no console error is the assertion).
+    product = order.lines.get().product
+    for path, shown in (("/catalog/", "#content-main"),
+                        (f"/catalog/{product.pk}/", "#content-main"),
+                        (f"/admin/orders/order/{order.pk}/change/", "#order_form"),
+                        ("/admin/orders/voucher/", "#changelist")):
+        page.goto(f"{live_server.url}{path}")
+        expect(page.locator(shown)).to_be_visible()
+    leaked = requests.contains("GIFT-7Q2X-99ZK-4F3M") or any(
+        code in url for code in codes for url in requests.urls)
+    assert not leaked, "a code appeared in a URL the browser requested"
 
 
 @pytest.mark.parametrize("kind", PRODUCTS)
@@ -234,7 +335,7 @@ def test_it_does_not_let_an_orderer_without_the_reveal_permission_reveal(
     vendor = sandbox_vendor("kalixo_v2")
     set_faults(sandbox_url, "kalixo_v2", vendor.sandbox_account, {"latency": SUPPLIER_LATENCY})
     product = Product.objects.get(vendor=vendor, sku="KTEST-OK")
-    orderer = make_user(django_user_model, "clerk", "add_order")
+    orderer = make_user(django_user_model, "clerk", "view_order", "view_product", "add_order")
     navigations = Navigations(page)
     live_requests: list[str] = []
     page.on("request", lambda r: live_requests.append(r.url) if "/live/" in r.url else None)

@@ -108,7 +108,8 @@ def test_it_buys_codes_and_reads_them_back(adapter, sandbox_url, unique):
     assert {c.code for c in again.codes} == codes, "codes differ"
     (placed,) = sandbox_orders(sandbox_url, unique)
     assert placed["reference"] == f"PO-{unique}" and placed["id"] == result.supplier_order_id
-    assert placed["debited"] == "21.98" and placed["refunded"] == "0.00"
+    # debited the buying price (1099 less 5 %, per code), not the listed (sell) price
+    assert placed["debited"] == "20.88" and placed["refunded"] == "0.00"
 
 
 def test_it_sees_a_failed_order_refunded(adapter, sandbox_url, unique):
@@ -116,7 +117,7 @@ def test_it_sees_a_failed_order_refunded(adapter, sandbox_url, unique):
     assert result.status is SupplierStatus.FAILED and result.raw_status == "failed"
     assert result.codes == [] and result.delivered == 0
     (placed,) = sandbox_orders(sandbox_url, unique)
-    assert placed["refunded"] == placed["debited"] == "10.00"
+    assert placed["refunded"] == placed["debited"] == "9.50"
 
 
 def test_it_sees_a_partial_delivery_as_partially_completed(adapter, sandbox_url, unique):
@@ -127,7 +128,7 @@ def test_it_sees_a_partial_delivery_as_partially_completed(adapter, sandbox_url,
     assert {c.code for c in result.codes} == issued_codes(
         sandbox_url, unique, result.supplier_order_id), "codes differ"
     (placed,) = sandbox_orders(sandbox_url, unique)
-    assert placed["refunded"] == "10.00"
+    assert placed["refunded"] == "9.50"  # one code at its buying price
 
 
 @pytest.mark.parametrize(("ean", "raw", "expected"), [

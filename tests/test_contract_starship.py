@@ -101,7 +101,8 @@ def test_it_quotes_and_orders_across_currencies(sandbox_url, unique):
     adapter = make(sandbox_url, creds)
     quote = adapter.quote(order(unique, "1010:500.00", 1, currency="INR"))
     assert quote.total_cost.currency == "USD" and quote.details["source_currency"] == "INR"
-    result = adapter.submit_order(order(unique, "1010:500.00", 1, currency="INR"))
+    result = adapter.submit_order(order(unique, "1010:500.00", 1, currency="INR",
+                                        pay_with_currency="USD"))
     assert result.cost == quote.total_cost
     yen = adapter.submit_order(order(unique, "1009:1000", 3, suffix="-jpy", currency="JPY"))
     assert yen.cost.amount == Decimal("2850") and yen.cost.currency == "JPY"

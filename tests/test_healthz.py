@@ -1,15 +1,31 @@
+import time
+from datetime import timedelta
+
 import pytest
-from rq import Worker
+from django.utils import timezone
+
+from orders.models import VendorOrder
+from portal.worker import PortalWorker
+from tests.test_recovery import kill_worker, start_worker
 
 
 @pytest.fixture
 def live_worker(redis_conn):
-    """A real RQ worker registration with a fresh heartbeat, as a running worker keeps it."""
-    worker = Worker(["default"], connection=redis_conn, name="healthz-test-worker")
+    """A portal worker with a fresh heartbeat, as a running worker keeps it."""
+    worker = PortalWorker(["default"], connection=redis_conn, name="healthz-test-worker")
     worker.register_birth()
     worker.heartbeat()
     yield worker
     worker.register_death()
+
+
+def wait_for(client, wanted: dict, timeout: float) -> float:
+    """Ask /healthz until it answers ``wanted``; return how long that took."""
+    started = time.monotonic()
+    while client.get("/healthz").json() != wanted:
+        assert time.monotonic() - started < timeout, client.get("/healthz").json()
+        time.sleep(0.2)
+    return time.monotonic() - started
 
 
 @pytest.mark.django_db
@@ -45,3 +61,48 @@ def test_it_needs_no_login_and_reveals_nothing_else(client, live_worker, db):
     response = client.get("/healthz")
     assert set(response.json()) == {"status"}
     assert response["Cache-Control"].startswith("max-age=0")
+
+
+def test_it_says_ok_within_seconds_after_a_redis_flush_while_a_worker_runs(
+    client, redis_conn, settings, transactional_db
+):
+    worker = start_worker(settings, "default")
+    try:
+        wait_for(client, {"status": "ok"}, timeout=30)
+        redis_conn.flushdb()  # the heartbeats too; RQ's own worker set does not come back
+        back = wait_for(client, {"status": "ok"}, timeout=settings.WORKER_HEARTBEAT_INTERVAL + 5)
+    finally:
+        kill_worker(worker)
+    print(f"\n/healthz ok again {back:.1f}s after a Redis flush")
+    dead = wait_for(client, {"status": "fail", "failing": ["worker"]},
+                    timeout=settings.WORKER_HEARTBEAT_MAX_AGE + 5)
+    print(f"/healthz noticed the killed worker after {dead:.1f}s")
+
+
+@pytest.fixture
+def vendor_order(make_voucher):
+    vo = make_voucher("HEALTH-CODE-1").vendor_order
+    VendorOrder.objects.filter(pk=vo.pk).update(status=VendorOrder.Status.PROCESSING)
+    return vo
+
+
+@pytest.mark.django_db
+def test_it_fails_orders_when_a_due_supplier_order_waits_too_long(
+    client, live_worker, vendor_order, settings
+):
+    late = timezone.now() - timedelta(seconds=settings.HEALTH_ORDER_MAX_LAG + 5)
+    VendorOrder.objects.filter(pk=vendor_order.pk).update(next_poll_at=late)
+    assert client.get("/healthz").json() == {"status": "fail", "failing": ["orders"]}
+
+    VendorOrder.objects.filter(pk=vendor_order.pk).update(next_poll_at=timezone.now())
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_it_fails_orders_when_jobs_are_lost_and_nothing_gives_them_back(
+    client, live_worker, vendor_order, settings
+):
+    settings.HEALTH_ORDER_MAX_LAG, settings.ORDER_CLAIM_TIMEOUT = 30, 30
+    claimed = timezone.now() - timedelta(seconds=61)
+    VendorOrder.objects.filter(pk=vendor_order.pk).update(claimed_at=claimed, claim_token="x")
+    assert client.get("/healthz").json() == {"status": "fail", "failing": ["orders"]}

@@ -9,6 +9,7 @@ import time
 
 import django_rq
 import pytest
+from django.contrib.auth.models import Permission
 from rq.registry import StartedJobRegistry
 
 from orders import services
@@ -231,7 +232,7 @@ def test_it_retries_a_submission_whose_preliminary_read_was_malformed(
 
 @pytest.mark.parametrize("absent", [True, False])
 def test_it_lets_a_person_settle_an_unknown_outcome_without_a_lookup(
-    absent, sandbox_vendor, orderer, work, sandbox_url, settings
+    absent, sandbox_vendor, orderer, operator, work, sandbox_url, settings
 ):
     settings.SUPPLIER_READ_TIMEOUT = 1
     vendor = sandbox_vendor("kalixo_v1")
@@ -245,10 +246,12 @@ def test_it_lets_a_person_settle_an_unknown_outcome_without_a_lookup(
     taken = supplier_orders(sandbox_url, vendor)
     assert len(taken) == (0 if absent else 1)
 
+    orderer.user_permissions.add(Permission.objects.get(codename="change_vendororder"))
+    operator = type(orderer).objects.get(pk=orderer.pk)
     if absent:
-        services.resolve_unknown(vendor_order=vo, user=orderer, absent=True)
+        services.resolve_unknown(vendor_order=vo, user=operator, absent=True)
     else:
-        services.resolve_unknown(vendor_order=vo, user=orderer,
+        services.resolve_unknown(vendor_order=vo, user=operator,
                                  supplier_order_id=str(taken[0]["id"]))
     work(finished(order))
     assert order.status == Order.Status.COMPLETED

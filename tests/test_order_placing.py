@@ -9,6 +9,7 @@ from django.db import close_old_connections
 from orders import services
 from orders.models import Order, VendorOrder
 from orders.services import LineRequest, OrderError
+from portal.roles import role_group
 from vendors import ledger
 from vendors.models import Balance, LedgerEntry, Product
 
@@ -34,7 +35,17 @@ def offer(make_vendor):
 
 @pytest.fixture
 def user(django_user_model, db):
-    return django_user_model.objects.create_user("placer", password="placer-pass-123")
+    user = django_user_model.objects.create_user("placer", password="placer-pass-123",
+                                                 is_staff=True)
+    user.groups.add(role_group("orderer"))
+    return user
+
+
+@pytest.fixture
+def approver(django_user_model, db):
+    user = django_user_model.objects.create_user("approver2", is_staff=True)
+    user.groups.add(role_group("approver"))
+    return user
 
 
 @pytest.mark.parametrize("quantity", [0, -1, 10**9])
@@ -119,8 +130,7 @@ def test_it_refuses_to_cancel_once_sent(offer, user):
         services.cancel_order(order=order, user=user)
 
 
-def test_it_needs_a_second_person_to_approve_large_orders(offer, user, settings,
-                                                         django_user_model):
+def test_it_needs_a_second_person_to_approve_large_orders(offer, user, settings, approver):
     settings.ORDER_APPROVAL_THRESHOLD = "100"
     product = offer()
     order = services.place_order(user=user, lines=[LineRequest(product=product, quantity=20)])
@@ -128,7 +138,6 @@ def test_it_needs_a_second_person_to_approve_large_orders(offer, user, settings,
     assert order.vendor_orders.get().next_poll_at is None
     with pytest.raises(OrderError, match="someone other"):
         services.approve_order(order=order, user=user)
-    approver = django_user_model.objects.create_user("approver2")
     services.approve_order(order=order, user=approver)
     order.refresh_from_db()
     assert order.status == Order.Status.QUEUED
@@ -136,11 +145,11 @@ def test_it_needs_a_second_person_to_approve_large_orders(offer, user, settings,
     assert order.vendor_orders.get().next_poll_at is not None
 
 
-def test_it_rejects_and_releases(offer, user, settings):
+def test_it_rejects_and_releases(offer, user, settings, approver):
     settings.ORDER_APPROVAL_THRESHOLD = "10"
     product = offer()
     order = services.place_order(user=user, lines=[LineRequest(product=product, quantity=2)])
-    services.reject_order(order=order, user=user, reason="Not this quarter")
+    services.reject_order(order=order, user=approver, reason="Not this quarter")
     order.refresh_from_db()
     assert order.status == Order.Status.REJECTED
     assert Balance.objects.get(vendor=product.vendor).reserved == 0

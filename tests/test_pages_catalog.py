@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from orders.models import Order
 from portal.models import AuditEvent
+from tests.conftest import login_verified
 from vendors import ledger
 from vendors.models import Product
 
@@ -18,8 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
+    return login_verified(client, staff_user)
 
 
 def report(vendor, currency: str, amount: str) -> None:
@@ -213,7 +213,7 @@ def test_it_quotes_a_pay_with_currency_at_the_suppliers_rate(client, sandbox_ven
                                                               django_user_model):
     vendor = sandbox_vendor("ezcards")
     product = Product.objects.get(vendor=vendor, sku="EZTEST-GBP")
-    client.force_login(django_user_model.objects.create_superuser("fx", password="fx-pass-123"))
+    login_verified(client, django_user_model.objects.create_superuser("fx", password="fx-pass-123"))
     accepted = client.post(reverse("orders:order_new"),
                            order_data(product, pay_with_currency="usd"))
     assert accepted.status_code == 200
@@ -229,11 +229,13 @@ def test_it_takes_a_pay_with_currency_only_where_the_supplier_has_one(staff_clie
                                                                "pay_with_currency")
 
 
-def test_it_refuses_more_than_the_balance_on_the_quantity(staff_client, offer):
+def test_it_refuses_more_than_the_balance_on_the_quantity(staff_client, staff_user, offer):
+    from orders import confirmations
+
     product = offer(balance="20")
     response = staff_client.post(reverse("orders:order_new"),
                                  order_data(product, quantity=3, step="place",
-                                            confirmation="c-balance"))
+                                            confirmation=confirmations.issue(staff_user)))
     assert response.status_code == 400
     assert "Refused" in field_errors(page(response), "quantity")
     assert not Order.objects.exists()

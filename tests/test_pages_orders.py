@@ -21,15 +21,17 @@ from orders.custody import seal
 from orders.models import Order, OrderLine, VendorOrder, Voucher
 from portal.crypto import default_keyring
 from portal.models import AuditEvent
+from tests.conftest import login_verified
 from vendors.models import Product
 
 pytestmark = pytest.mark.django_db
 
 CODE = "GIFT-7Q2X-99ZK-4F3M"
-# Session, user, then the list: orders, their lines (with product and vendor), and the vendor,
-# product and user options of the filters; the order page: order, lines, supplier orders,
-# codes, events.
-PAGE_QUERIES = 7
+# Session, user, the session's two-factor device, then the list: orders, their lines (with
+# product and vendor), and the vendor, product and user options of the filters; the order
+# page: order, lines, supplier orders, codes, events.
+PAGE_QUERIES = 8
+ORDER_PAGE_QUERIES = PAGE_QUERIES + 1  # the order page also shows its ledger entries
 
 
 def grant(user, *codenames: str):
@@ -94,20 +96,18 @@ def make_order(product, staff_user):
 
 @pytest.fixture
 def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
+    return login_verified(client, staff_user)
 
 
 @pytest.fixture
 def orderer(django_user_model):
     user = django_user_model.objects.create_user("orderer1", password="orderer-pass-123",
                                                  is_staff=True)
-    return grant(user, "add_order", "reveal_codes", "export_codes")
+    return grant(user, "view_order", "add_order", "reveal_codes", "export_codes")
 
 
 def login(client, user):
-    client.force_login(user)
-    return client
+    return login_verified(client, user)
 
 
 def page(response) -> str:
@@ -478,7 +478,7 @@ def test_it_shows_an_order_in_a_fixed_number_of_queries(staff_client, make_order
                        vendor_orders=rows, events=rows)
     for url in (reverse("orders:order_detail", args=[order.pk]),
                 reverse("orders:order_live", args=[order.pk])):
-        with django_assert_max_num_queries(PAGE_QUERIES):
+        with django_assert_max_num_queries(ORDER_PAGE_QUERIES):
             html = page(staff_client.get(url))
         assert html.count(">Reveal</button>") == rows
 
@@ -530,7 +530,7 @@ def test_it_repolls_open_supplier_orders_now(staff_client, make_order):
 def test_it_lets_another_approver_approve_or_reject(client, make_order, orderer,
                                                     django_user_model):
     approver = grant(django_user_model.objects.create_user("approver1", is_staff=True),
-                     "approve_order")
+                     "view_order", "approve_order")
     first = make_order(user=orderer, status=Order.Status.PENDING_APPROVAL)
     second = make_order(user=orderer, status=Order.Status.PENDING_APPROVAL)
     # The orderer may not approve.
@@ -563,7 +563,8 @@ def test_it_reveals_a_code_once_with_an_audit_event(client, make_order, orderer)
 
 
 def test_it_refuses_to_reveal_without_the_permission(client, make_order, django_user_model):
-    user = grant(django_user_model.objects.create_user("looker", is_staff=True), "add_order")
+    user = grant(django_user_model.objects.create_user("looker", is_staff=True),
+                 "view_order", "add_order")
     order = make_order(user=user, codes=[CODE])
     voucher = order.vouchers.get()
     login(client, user)
@@ -627,12 +628,14 @@ def test_it_exports_the_filtered_list(staff_client, make_order):
     assert sorted(row[7] for row in rows[1:]) == ["AAAA-0000-0001", "AAAA-0000-0002"]
     assert {row[0] for row in rows[1:]} == {wanted.reference}
     event = AuditEvent.objects.get(action="exported")
-    assert event.data == {"orders": 1, "codes": 2}
+    assert event.data == {"orders": 1, "codes": 2, "order_ids": [wanted.pk],
+                          "references": [wanted.reference]}
+    assert wanted.reference in event.message
 
 
 def test_it_refuses_to_export_without_the_permission(client, make_order, django_user_model):
     user = grant(django_user_model.objects.create_user("noexport", is_staff=True),
-                 "add_order", "reveal_codes")
+                 "view_order", "add_order", "reveal_codes")
     order = make_order(user=user, codes=[CODE])
     login(client, user)
     for response in (client.post(reverse("orders:export_order", args=[order.pk])),
@@ -645,7 +648,7 @@ def test_it_refuses_to_export_without_the_permission(client, make_order, django_
 def test_it_refuses_to_export_codes_the_user_may_not_reveal(client, make_order,
                                                             django_user_model):
     user = grant(django_user_model.objects.create_user("exporter", is_staff=True),
-                 "export_codes")
+                 "view_order", "export_codes")
     order = make_order(user=user, codes=[CODE])
     response = login(client, user).post(reverse("orders:export_order", args=[order.pk]))
     assert response.status_code == 403

@@ -60,3 +60,29 @@ def test_it_generates_local_secrets_once_with_owner_only_permissions(tmp_path):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
     manage("check", env=env, tmp_path=tmp_path)
     assert secrets == {name: (tmp_path / name).read_text() for name in secrets}
+
+
+def test_it_creates_the_var_dir_and_the_sqlite_file_owner_only(tmp_path):
+    var = tmp_path / "fresh" / "var"
+    env = {"DEBUG": "true", "REDIS_URL": "redis://127.0.0.1:6399/0"}
+    previous = os.umask(0o022)  # the usual umask, which would give 0755 and 0644
+    try:
+        result = manage("migrate", env=env, tmp_path=var)
+    finally:
+        os.umask(previous)
+    assert result.returncode == 0, result.stderr
+    assert var.stat().st_mode & 0o777 == 0o700
+    database = var / "portal.sqlite3"
+    assert database.stat().st_size > 0  # migrated: the file SQLite wrote to
+    for path in (database, var / "portal.sqlite3-wal", var / "portal.sqlite3-shm"):
+        if path.exists():
+            assert path.stat().st_mode & 0o777 == 0o600, path.name
+
+
+def test_it_refuses_to_start_with_a_malformed_spend_limit(tmp_path):
+    result = manage("check", env={**PRODUCTION, "ORDER_DAILY_CAP_PER_USER": "GBP:lots"},
+                    tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.splitlines()[0] == (
+        "ORDER_DAILY_CAP_PER_USER is malformed (not an amount: 'lots'); refusing to start."
+    )

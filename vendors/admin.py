@@ -5,8 +5,8 @@ from django import forms
 from django.contrib import admin, messages
 
 from vendors import jobs
-from vendors.models import Balance, Product, Vendor
-from vendors.services import vendor_set_credentials
+from vendors.models import Balance, LedgerEntry, Product, Vendor
+from vendors.services import can_see_ledger, vendor_delete, vendor_save, vendor_set_credentials
 
 
 class VendorForm(forms.ModelForm):
@@ -64,10 +64,19 @@ class VendorAdmin(admin.ModelAdmin):
         return vendor.catalog_sync_error or vendor.balance_sync_error
 
     def save_model(self, request, obj, form, change) -> None:
-        super().save_model(request, obj, form, change)
+        before = {name: form.initial.get(name) for name in form.changed_data
+                  if name in form._meta.fields} if change else None
+        vendor_save(vendor=obj, before=before, actor=request.user)
         credentials = form.cleaned_data.get("new_credentials")
         if credentials is not None:
             vendor_set_credentials(vendor=obj, credentials=credentials, actor=request.user)
+
+    def delete_model(self, request, obj) -> None:
+        vendor_delete(vendor=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for vendor in queryset:
+            vendor_delete(vendor=vendor, actor=request.user)
 
     def _enqueue(self, request, queryset, job, what: str) -> None:
         queue = django_rq.get_queue("sync")
@@ -75,11 +84,11 @@ class VendorAdmin(admin.ModelAdmin):
             queue.enqueue(job, vendor.pk)
         messages.success(request, f"{what} sync queued for {queryset.count()} vendors.")
 
-    @admin.action(description="Sync catalog now")
+    @admin.action(description="Sync catalog now", permissions=["change"])
     def sync_catalog(self, request, queryset) -> None:
         self._enqueue(request, queryset, jobs.sync_catalog, "Catalog")
 
-    @admin.action(description="Sync balances now")
+    @admin.action(description="Sync balances now", permissions=["change"])
     def sync_balances(self, request, queryset) -> None:
         self._enqueue(request, queryset, jobs.sync_balances, "Balance")
 
@@ -105,3 +114,32 @@ class BalanceAdmin(admin.ModelAdmin):
     list_select_related = ("vendor",)
     readonly_fields = ("reported", "reported_at", "reserved", "updated_at")
     date_hierarchy = "reported_at"
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(admin.ModelAdmin):
+    """Every movement of every balance, read-only: the ledger is written by the engine only."""
+
+    list_display = ("created_at", "balance", "kind", "amount", "order", "vendor_order", "note")
+    list_filter = ("kind", "balance__vendor", "balance__currency")
+    search_fields = ("order__reference", "vendor_order__client_reference", "note")
+    list_select_related = ("balance__vendor", "order", "vendor_order")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = list_display
+    readonly_fields = list_display
+
+    def has_module_permission(self, request) -> bool:
+        return can_see_ledger(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return can_see_ledger(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -21,8 +21,8 @@ def locked_balance(vendor: Vendor, currency: str) -> Balance:
     return Balance.objects.select_for_update().get(vendor=vendor, currency=currency)
 
 
-def _entry(balance: Balance, kind: str, amount: Decimal, **links) -> None:
-    LedgerEntry.objects.create(balance=balance, kind=kind, amount=amount, **links)
+def _entry(balance: Balance, kind: str, amount: Decimal, **links) -> LedgerEntry:
+    return LedgerEntry.objects.create(balance=balance, kind=kind, amount=amount, **links)
 
 
 def reserve(*, vendor: Vendor, currency: str, amount: Decimal, order) -> Balance:
@@ -45,11 +45,12 @@ def reserve(*, vendor: Vendor, currency: str, amount: Decimal, order) -> Balance
 
 
 def settle(*, vendor: Vendor, currency: str, reserved: Decimal, spent: Decimal, order,
-           vendor_order, note: str = "") -> None:
+           vendor_order, note: str = "", estimated: bool = False) -> None:
     """Close a reservation: ``spent`` is debited and the rest of ``reserved`` released.
 
     A supplier may charge a little more than reserved (its own rounding): the debit is what
-    it charged, and nothing is released.
+    it charged, and nothing is released. ``estimated``: the supplier did not state what it
+    charged; the debit is marked so, for the next balance sync to settle.
     """
     balance = locked_balance(vendor, currency)
     balance.reserved -= reserved
@@ -57,21 +58,41 @@ def settle(*, vendor: Vendor, currency: str, reserved: Decimal, spent: Decimal, 
     balance.save(update_fields=["reserved", "spent_since_report", "updated_at"])
     if spent:
         _entry(balance, LedgerEntry.Kind.DEBIT, spent, order=order, vendor_order=vendor_order,
-               note=note)
+               note=note, estimated=estimated)
     if reserved > spent:
         _entry(balance, LedgerEntry.Kind.RELEASE, reserved - spent, order=order,
                vendor_order=vendor_order, note=note)
 
 
-def record_report(*, vendor: Vendor, currency: str, amount: Decimal) -> Decimal | None:
-    """Store the supplier's figure; return how far it is from what the ledger expected."""
+def record_report(*, vendor: Vendor, currency: str, amount: Decimal,
+                  in_flight: bool = False) -> Decimal | None:
+    """Store the supplier's figure; return how far it is from what the ledger expected.
+
+    Estimated debits since the last report are settled by the difference, as one adjustment
+    entry naming them (its amount is what the supplier charged minus the estimates), unless
+    ``in_flight``: orders the supplier has charged but the ledger has not debited yet would
+    blur the difference, so the estimates wait for a later sync.
+    """
     balance = locked_balance(vendor, currency)
     difference = None
     if balance.reported is not None:
         expected = balance.reported - balance.spent_since_report
         difference = amount - expected
     _entry(balance, LedgerEntry.Kind.REPORT, amount)
-    if difference:
+    estimates = LedgerEntry.objects.none()
+    if difference is not None and not in_flight:
+        estimates = balance.entries.filter(kind=LedgerEntry.Kind.DEBIT, estimated=True,
+                                           reconciled_by__isnull=True)
+    ids = list(estimates.values_list("pk", flat=True))
+    if ids:
+        names = ", ".join(f"#{pk}" for pk in ids)
+        adjustment = _entry(
+            balance, LedgerEntry.Kind.ADJUSTMENT, -difference,
+            note=f"supplier reports {amount}, ledger expected {amount - difference}; "
+            f"settles estimated debits {names}"[:300],
+        )
+        LedgerEntry.objects.filter(pk__in=ids).update(reconciled_by=adjustment)
+    elif difference:
         _entry(balance, LedgerEntry.Kind.DIFFERENCE, difference,
                note=f"supplier reports {amount}, ledger expected {amount - difference}")
     balance.reported = amount

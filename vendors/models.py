@@ -18,7 +18,8 @@ class Vendor(models.Model):
     enabled = models.BooleanField(default=True)
 
     first_poll_delay = models.PositiveIntegerField(
-        default=30, help_text="Seconds before the first poll when the supplier gives no estimate."
+        default=2, help_text="Seconds before the first poll when the supplier gives no "
+        "estimate; later polls back off (about 2, 5, 10, 20 s ...) up to the longest wait.",
     )
     max_poll_interval = models.PositiveIntegerField(
         default=300, help_text="Longest wait, in seconds, between two polls of an open order."
@@ -139,6 +140,8 @@ class LedgerEntry(models.Model):
         DEBIT = "debit"  # codes delivered: money spent
         REPORT = "report"  # the supplier's own figure, from a balance sync
         DIFFERENCE = "difference"  # the supplier's figure differs from what we expected
+        # the supplier's figure settles estimated debits: what it charged minus the estimates
+        ADJUSTMENT = "adjustment"
 
     balance = models.ForeignKey(Balance, on_delete=models.PROTECT, related_name="entries")
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -150,6 +153,14 @@ class LedgerEntry(models.Model):
         "orders.VendorOrder", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     note = models.CharField(max_length=300, blank=True)
+    estimated = models.BooleanField(
+        default=False, help_text="A debit the supplier did not state: the portal's estimate, "
+        "corrected by the next balance sync.",
+    )
+    reconciled_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reconciles",
+        help_text="For an estimated debit: the balance sync difference that settled it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

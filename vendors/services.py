@@ -2,7 +2,11 @@
 
 import dataclasses
 import logging
+import random
+import time
 
+from django.apps import apps
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
@@ -15,6 +19,7 @@ from vendors.adapters import adapter_class
 from vendors.adapters.base import Adapter, ProductInfo
 from vendors.credentials import open_credentials, seal_credentials
 from vendors.models import Balance, Product, Vendor
+from vendors.token_cache import SealedCache
 
 logger = logging.getLogger(__name__)
 
@@ -23,12 +28,18 @@ PRODUCT_FIELDS = [
 ]
 
 
+def can_see_ledger(user) -> bool:
+    """Ledger entries (what each order reserved, spent and released) are for operators."""
+    return user.is_active and user.has_perm("vendors.view_balance")
+
+
 def adapter_for(vendor: Vendor) -> Adapter:
-    """The vendor's adapter, with its credentials opened and the shared token cache."""
+    """The vendor's adapter, with its credentials opened and the shared token cache (sealed:
+    tokens are stored encrypted)."""
     return adapter_class(vendor.kind)(
         base_url=vendor.base_url,
         credentials=open_credentials(vendor),
-        cache=cache,
+        cache=SealedCache(cache),
         account=str(vendor.pk),
     )
 
@@ -47,6 +58,37 @@ def vendor_set_credentials(*, vendor: Vendor, credentials: dict[str, str], actor
     return vendor
 
 
+@transaction.atomic
+def vendor_save(*, vendor: Vendor, before: dict[str, object] | None = None, actor=None) -> Vendor:
+    """Create or change a vendor's settings. ``before`` holds the changed fields' previous
+    values (None for a new vendor); the audit row names each change, never credentials."""
+    created = vendor.pk is None
+    vendor.save()
+    if created:
+        audit.record(action=audit.Action.VENDOR_CREATED, target=vendor, actor=actor,
+                     message=f"Vendor {vendor} created",
+                     data={"kind": vendor.kind, "base_url": vendor.base_url})
+    elif before:
+        changes = {name: [_plain(old), _plain(getattr(vendor, name))]
+                   for name, old in before.items() if name != "credentials_encrypted"}
+        audit.record(action=audit.Action.VENDOR_CHANGED, target=vendor, actor=actor,
+                     message=f"Vendor {vendor} changed: {', '.join(sorted(changes))}",
+                     data={"changes": changes})
+    return vendor
+
+
+@transaction.atomic
+def vendor_delete(*, vendor: Vendor, actor=None) -> None:
+    audit.record(action=audit.Action.VENDOR_DELETED, target=vendor, actor=actor,
+                 message=f"Vendor {vendor} deleted",
+                 data={"name": vendor.name, "kind": vendor.kind, "base_url": vendor.base_url})
+    vendor.delete()
+
+
+def _plain(value: object) -> object:
+    return value if isinstance(value, (bool, int, str)) or value is None else str(value)
+
+
 def _record_sync_failure(vendor: Vendor, field: str, what: str, error: Exception) -> None:
     message = f"{what} sync failed: {error}"
     logger.warning("%s for vendor %s", message, vendor.pk)
@@ -63,7 +105,9 @@ def sync_catalog(*, vendor: Vendor) -> dict[str, int]:
     previous data as it was and records why.
     """
     try:
-        offered = {p.supplier_product_id: p for p in adapter_for(vendor).fetch_catalog()}
+        offered = with_retries(
+            lambda: {p.supplier_product_id: p for p in adapter_for(vendor).fetch_catalog()}
+        )
     except (SupplierError, MoneyError) as exc:
         _record_sync_failure(vendor, "catalog_sync_error", "Catalog", exc)
         raise
@@ -104,13 +148,36 @@ def sync_catalog(*, vendor: Vendor) -> dict[str, int]:
     return counts
 
 
+def with_retries(read):
+    """Call ``read`` again after a retryable supplier error (a 429, a 5xx, a timeout), a few
+    times and soon, honouring ``Retry-After``: one bad answer must not fail a whole sync."""
+    attempts = max(1, settings.SYNC_ATTEMPTS)
+    for attempt in range(1, attempts + 1):
+        try:
+            return read()
+        except SupplierError as exc:
+            if not exc.retryable or attempt == attempts:
+                raise
+            wait = exc.retry_after if exc.retry_after is not None else attempt
+            time.sleep(min(settings.SYNC_RETRY_MAX_WAIT, wait) + random.uniform(0, 0.5))
+    raise AssertionError("unreachable")
+
+
+def _in_flight(vendor: Vendor, currency: str) -> bool:
+    """Supplier orders the supplier may have charged and the ledger not yet debited."""
+    vendor_order = apps.get_model("orders", "VendorOrder")
+    return vendor_order.objects.filter(
+        vendor=vendor, currency=currency, status__in=("sending", "processing", "unknown")
+    ).exists()
+
+
 def sync_balances(*, vendor: Vendor) -> list[Balance]:
     """Record what the supplier reports it holds, per currency."""
     adapter = adapter_for(vendor)
     if not adapter.has_balances:
         return []
     try:
-        reported = adapter.fetch_balances()
+        reported = with_retries(adapter.fetch_balances)
     except (SupplierError, MoneyError) as exc:
         _record_sync_failure(vendor, "balance_sync_error", "Balance", exc)
         raise
@@ -118,7 +185,8 @@ def sync_balances(*, vendor: Vendor) -> list[Balance]:
     with transaction.atomic():
         for info in reported:
             difference = ledger.record_report(
-                vendor=vendor, currency=info.currency, amount=info.amount
+                vendor=vendor, currency=info.currency, amount=info.amount,
+                in_flight=_in_flight(vendor, info.currency),
             )
             if difference:
                 differences[info.currency] = str(difference)

@@ -16,3 +16,26 @@ def money(amount: Decimal | None, currency: str) -> str:
         return format_money(amount, currency)
     except (MoneyError, ValueError, KeyError):
         return f"{amount} {currency}".strip()
+
+
+SUPPLIER_SAYS = {
+    "refunded": "the supplier says it refunded the charge",
+    "not_refunded": "the supplier says it has not refunded the charge yet",
+}
+
+
+@register.filter
+def outcome(vendor_order) -> str:
+    """What became of a finished supplier order that delivered nothing, in words: its final
+    status, the reason we recorded, and what the supplier said of the money (its sub-status,
+    where it gives one)."""
+    words = [vendor_order.get_status_display()]
+    if vendor_order.supplier_status:
+        words.append(f"(supplier status {vendor_order.supplier_status})")
+    if vendor_order.last_error:
+        words.append(f"— {vendor_order.last_error}")
+    sub_status = str((vendor_order.details or {}).get("sub_status") or "")
+    if sub_status:
+        said = SUPPLIER_SAYS.get(sub_status.lower(), f"sub-status {sub_status}")
+        words.append(f"; {said}")
+    return " ".join(words).replace(" ;", ";")

@@ -108,7 +108,8 @@ class OrderResult:
     codes: list[CodeInfo] = field(default_factory=list)
     delivered: int | None = None
     total: int | None = None
-    cost: Money | None = None
+    cost: Money | None = None  # what the supplier charged, where its answer states it
+    cost_estimated: bool = False  # ``cost`` derived by us (e.g. a refund's share), not stated
     message: str = ""  # the supplier's reason or message, for people
     details: dict[str, Any] = field(default_factory=dict)  # fx, unit prices: recorded as is
 
@@ -158,10 +159,14 @@ class Adapter:
     def submit_order(self, order: OrderRequest) -> OrderResult:
         raise NotImplementedError
 
-    def fetch_order(self, supplier_order_id: str) -> OrderResult:
+    def fetch_order(self, supplier_order_id: str, *,
+                    order: OrderRequest | None = None) -> OrderResult:
+        """The supplier's order. ``order`` is what we asked for: where the answer leaves out
+        something the charge needs (its currency), the adapter takes it from there."""
         raise NotImplementedError
 
-    def lookup_order(self, client_reference: str) -> OrderResult | None:
+    def lookup_order(self, client_reference: str, *,
+                     order: OrderRequest | None = None) -> OrderResult | None:
         """The order we sent with this reference, or None when the supplier confirms none."""
         raise NotImplementedError
 

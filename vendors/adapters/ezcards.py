@@ -341,7 +341,8 @@ class EZCards(Adapter):
             )
         return found
 
-    def lookup_order(self, client_reference: str) -> OrderResult | None:
+    def lookup_order(self, client_reference: str, *,
+                     order: OrderRequest | None = None) -> OrderResult | None:
         data = self._call("GET", "/v2/orders",
                           params={"clientOrderNumber": client_reference, "page": 1, "limit": 10})
         items = self._items(data)
@@ -353,7 +354,8 @@ class EZCards(Adapter):
         chosen = min(exact or items, key=_created_at)
         return self._read(chosen)
 
-    def fetch_order(self, supplier_order_id: str) -> OrderResult:
+    def fetch_order(self, supplier_order_id: str, *,
+                    order: OrderRequest | None = None) -> OrderResult:
         data = self._call("GET", "/v2/orders",
                           params={"transactionId": supplier_order_id, "page": 1, "limit": 10})
         items = [i for i in self._items(data)
@@ -447,8 +449,21 @@ class EZCards(Adapter):
                 message = "cancelled after part of the codes were delivered"
             else:
                 status, message = SupplierStatus.UNKNOWN, "cancelled yet every code delivered"
+        cost = result.cost
+        if status != SupplierStatus.COMPLETED and delivered < total:
+            # the grand total covers every code; what was not delivered is refunded
+            cost = self._delivered_cost(result, delivered)
         return self._replace(result, status=status, codes=codes, delivered=delivered,
-                             total=total, message=message)
+                             total=total, message=message, cost=cost)
+
+    @staticmethod
+    def _delivered_cost(result: OrderResult, delivered: int) -> Money | None:
+        """The delivered codes at their stated unit price (one-product orders), else None."""
+        lines = result.details.get("products") or []
+        if len(lines) != 1:
+            return None
+        unit = lines[0]["unitPrice"]
+        return Money(Decimal(unit["amount"]) * delivered, unit["currency"])
 
     @staticmethod
     def _codes(data: Any) -> tuple[list[CodeInfo], int, int]:

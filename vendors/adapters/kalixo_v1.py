@@ -238,7 +238,8 @@ class KalixoV1(Adapter):
         return _with(fetched, client_reference=order.client_reference, details=result.details,
                      sku=order.sku)
 
-    def fetch_order(self, supplier_order_id: str) -> OrderResult:
+    def fetch_order(self, supplier_order_id: str, *,
+                    order: OrderRequest | None = None) -> OrderResult:
         order_id = str(supplier_order_id).strip()
         if not order_id.isdigit():
             raise SupplierError(f"Kalixo v1 order ids are numbers, not {order_id[:40]!r}",
@@ -251,7 +252,8 @@ class KalixoV1(Adapter):
             raise SupplierError("Kalixo v1 sent an order without orderStatus", code="malformed")
         return _order_result(data, client_reference="", currency="", sku="", submission=False)
 
-    def lookup_order(self, client_reference: str) -> OrderResult | None:
+    def lookup_order(self, client_reference: str, *,
+                     order: OrderRequest | None = None) -> OrderResult | None:
         raise SupplierError(
             "Kalixo v1 cannot look an order up by our reference; reconcile it by hand",
             code="no_lookup",

@@ -346,7 +346,8 @@ class KalixoV2(Adapter):
                                 outcome_unknown=True, code="malformed")
         return result
 
-    def fetch_order(self, supplier_order_id: str) -> OrderResult:
+    def fetch_order(self, supplier_order_id: str, *,
+                    order: OrderRequest | None = None) -> OrderResult:
         response = self._send("GET", f"/orders/{quote(str(supplier_order_id), safe='')}")
         if response.status_code != 200:
             raise self._error(response)
@@ -354,7 +355,8 @@ class KalixoV2(Adapter):
         with _parsing("order", status_code=200):
             return self._order(_object(data, "order"), fallback_id=str(supplier_order_id))
 
-    def lookup_order(self, client_reference: str) -> OrderResult | None:
+    def lookup_order(self, client_reference: str, *,
+                     order: OrderRequest | None = None) -> OrderResult | None:
         response = self._send("GET", f"/orders/{quote(client_reference, safe='')}")
         if response.status_code == 404 and self._is_documented_404(response):
             return None

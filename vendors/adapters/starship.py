@@ -69,12 +69,12 @@ class Starship(Adapter):
     # ------------------------------------------------------------------ operations
 
     def fetch_catalog(self) -> Iterator[ProductInfo]:
-        currencies = self._currencies()
+        currencies = _LazyCurrencies(self)
         for item in self._pages(f"{API}/products", limit=PAGE_LIMIT):
             yield from self._products(item, currencies)
 
     def fetch_balances(self) -> list[BalanceInfo]:
-        currencies = self._currencies()
+        currencies = _LazyCurrencies(self)
         totals: dict[str, Decimal] = {}
         for wallet in self._pages(f"{API}/wallets", limit=PAGE_LIMIT):
             if not isinstance(wallet, dict):
@@ -125,7 +125,7 @@ class Starship(Adapter):
             headers={"Idempotency-Key": _idempotency_key(order.client_reference)},
         )
         if response.status_code == 409 or _is_duplicate_ref(response):
-            found = self.lookup_order(order.client_reference)
+            found = self.lookup_order(order.client_reference, order=order)
             if found is None:
                 raise SupplierError(
                     "Starship reported a duplicate reference but no order was found",
@@ -139,20 +139,25 @@ class Starship(Adapter):
         if map_status(STATUSES, result.raw_status) is SupplierStatus.COMPLETED and not result.codes:
             # the create answer carries no vouchers; on a stock hit they are readable at once
             try:
-                return self.fetch_order(result.supplier_order_id, fallback_currency=fallback)
+                return self.fetch_order(result.supplier_order_id, order=order)
             except SupplierError:
                 # the order exists and is paid: let the portal poll for the vouchers
                 return replace(result, status=SupplierStatus.PROCESSING,
                                message="delivered; vouchers not read yet")
         return result
 
-    def fetch_order(self, supplier_order_id: str, *, fallback_currency: str = "") -> OrderResult:
+    def fetch_order(self, supplier_order_id: str, *,
+                    order: OrderRequest | None = None) -> OrderResult:
         response = self._call("GET", f"{API}/orders/{supplier_order_id}")
         self._raise_for_status(response)
         data = _object(read_json(response), "order")
-        return self._order_result(data, fallback_currency=fallback_currency)
+        # The order answer states its amount but not always its currency: the wallet we pay
+        # from, which is the pay-with currency or the order's own.
+        fallback = (order.pay_with_currency or order.currency) if order else ""
+        return self._order_result(data, fallback_currency=fallback)
 
-    def lookup_order(self, client_reference: str) -> OrderResult | None:
+    def lookup_order(self, client_reference: str, *,
+                     order: OrderRequest | None = None) -> OrderResult | None:
         # No documented reference filter: page through the orders (newest first) for our ref.
         for page_number, items in enumerate(self._page_lists(f"{API}/orders", limit=PAGE_LIMIT)):
             for item in items:
@@ -161,7 +166,7 @@ class Starship(Adapter):
                 if client_reference in (item.get("reference_code"), item.get("ref")):
                     if item.get("id") in (None, ""):
                         raise _malformed("an order has no id")
-                    return self.fetch_order(str(item["id"]))
+                    return self.fetch_order(str(item["id"]), order=order)
             if page_number + 1 >= LOOKUP_MAX_PAGES:
                 raise SupplierError(
                     f"order not found in the newest {LOOKUP_MAX_PAGES * PAGE_LIMIT} orders; "
@@ -187,10 +192,17 @@ class Starship(Adapter):
         codes = [_code(v) for v in vouchers]
         status = map_status(STATUSES, raw_status)
         message = ""
+        cost = self._cost(data, fallback_currency, outcome_unknown)
+        cost_estimated = False
         if status is SupplierStatus.CANCELLED and codes:
             # cancelled after a partial delivery: the delivered codes stand, the rest refunded
             status = SupplierStatus.PARTIALLY_COMPLETED
             message = "cancelled after partial delivery; the undelivered part was refunded"
+            if cost is not None and quantity:
+                # the refund is not stated: the undelivered share of the amount, rounded
+                refund = round_money(cost.amount * (quantity - len(codes)) / quantity,
+                                     cost.currency)
+                cost, cost_estimated = Money(cost.amount - refund, cost.currency), True
         elif status is SupplierStatus.COMPLETED and quantity and len(codes) < quantity:
             status = SupplierStatus.UNKNOWN
             message = f"delivered with {len(codes)} of {quantity} vouchers"
@@ -203,7 +215,8 @@ class Starship(Adapter):
             codes=codes,
             delivered=len(codes),
             total=quantity,
-            cost=self._cost(data, fallback_currency, outcome_unknown),
+            cost=cost,
+            cost_estimated=cost_estimated,
             message=message,
             details={k: v for k, v in {
                 "sub_status": str(sub_status),
@@ -231,7 +244,7 @@ class Starship(Adapter):
 
     # ------------------------------------------------------------------ catalogue
 
-    def _products(self, item: Any, currencies: dict[str, str]) -> Iterator[ProductInfo]:
+    def _products(self, item: Any, currencies: "_LazyCurrencies") -> Iterator[ProductInfo]:
         if not isinstance(item, dict) or item.get("id") in (None, ""):
             raise _malformed("a product is not an object with an id")
         pid = str(item["id"])
@@ -294,7 +307,7 @@ class Starship(Adapter):
         return mapping
 
     @staticmethod
-    def _currency_of(item: dict, currencies: dict[str, str]) -> str:
+    def _currency_of(item: dict, currencies: "_LazyCurrencies") -> str:
         for field in ("currency", "currency_code"):
             if isinstance(item.get(field), str) and item[field]:
                 return _currency(item[field])
@@ -425,6 +438,21 @@ class Starship(Adapter):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+class _LazyCurrencies:
+    """Currency ids -> ISO codes, read from ``/currencies`` only when an item carries no ISO
+    code of its own: a catalog whose products all do needs no answer from there."""
+
+    def __init__(self, adapter: Starship) -> None:
+        self.adapter = adapter
+        self.mapping: dict[str, str] | None = None
+
+    def get(self, currency_id: str) -> str | None:
+        if self.mapping is None:
+            self.mapping = self.adapter._currencies()
+        return self.mapping.get(currency_id)
+
 
 
 def sign(secret: str, method: str, path: str, body: bytes, timestamp: int | None = None

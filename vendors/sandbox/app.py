@@ -10,6 +10,8 @@ Control API (tests and demos; not part of any supplier's API):
   GET/POST /_sandbox/{supplier}/faults/{account}   read / replace an account's faults
   GET      /_sandbox/{supplier}/issued?account=    every code issued, in order
   GET      /_sandbox/{supplier}/orders?account=    the supplier-side orders
+  GET      /_sandbox/{supplier}/charges?account=   what each order was charged (net of
+                                                   refunds) and the account's balances
   POST     /_sandbox/reset                         forget everything
   GET      /_sandbox/health
 
@@ -18,6 +20,7 @@ Run it with gunicorn (several processes share the state file):
 """
 
 import importlib
+import random
 import time
 
 from vendors.sandbox import core
@@ -81,6 +84,25 @@ def orders(request: Request, supplier: str) -> Response:
     return Response(200, module.list_orders(request.query.get("account")))
 
 
+@control.route("GET", "/_sandbox/{supplier}/charges")
+def charges(request: Request, supplier: str) -> Response:
+    module = MODULES.get(supplier)
+    if module is None:
+        return Response(404, {"error": f"unknown supplier {supplier}"})
+    if not request.query.get("account"):
+        return Response(400, {"error": "account is required"})
+    return Response(200, module.charged(request.query["account"]))
+
+
+def _read_fault(request: Request, faults: dict) -> bool:
+    """``error_5xx_every: N``: one read (GET) in N answers a 5xx, at random (a counter would
+    hit the same order again and again when its polls fall in step with it)."""
+    every = faults.get("error_5xx_every")
+    if request.method != "GET" or not isinstance(every, int) or every < 1:
+        return False
+    return random.random() < 1 / every
+
+
 def _supplier_response(module, request: Request) -> Response:
     account = module.account_of(request)
     faults = core.faults(module.SUPPLIER, account) if account else {}
@@ -89,15 +111,22 @@ def _supplier_response(module, request: Request) -> Response:
     if account:
         forced = core.take_fault(module.SUPPLIER, account, "rate_limit")
         limit = faults.get("rate_limit_per_minute", module.RATE_LIMIT)
+        until = faults.get("rate_limited_until")  # a burst: every request until then
         wait = (
             float(forced.get("retry_after", 2)) if forced
+            else until - time.time() if isinstance(until, int | float) and until > time.time()
             else core.hit_rate_limit(f"{module.SUPPLIER}:{account}", limit) if limit else None
         )
         if wait is not None:
             response = module.error(429, "Too many requests")
             response.headers["Retry-After"] = str(int(wait + 0.999))
             return response
-        if core.take_fault(module.SUPPLIER, account, "error_5xx"):
+        failing = faults.get("fail_paths") or {}
+        if isinstance(failing, dict) and request.path in failing:
+            return module.error(int(failing[request.path]), "Upstream provider error")
+        if core.take_fault(module.SUPPLIER, account, "error_5xx") or _read_fault(
+            request, faults
+        ):
             return module.error(module.SERVER_ERROR_STATUS, "Upstream provider error")
     response = module.router.dispatch(request) or module.error(404, "Not found")
     if account and 200 <= response.status < 300:

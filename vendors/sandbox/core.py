@@ -155,7 +155,11 @@ def hit_rate_limit(key: str, limit: int, window: int = 60) -> float | None:
 # Faults, per supplier account. A fault doc looks like
 # {"latency": 0.5, "error_5xx": 2, "timeout_after_accept": 1, "timeout_seconds": 5,
 #  "malformed_json": 1, "unknown_status": 1, "rate_limit": 1, "retry_after": 2}
-# where the integers count the requests still to be hit (-1: every request).
+# where the integers count the requests still to be hit (-1: every request). Besides:
+# "error_5xx_every": N (one GET in N answers a 5xx, at random), "fail_paths": {"/path": 502}
+# (those paths always answer that status), "rate_limit_per_minute" (the account's limit),
+# "rate_limited_until": epoch seconds (a 429 burst: every request until then answers 429 with
+# the Retry-After left).
 FAULT_KINDS = ("error_5xx", "timeout_after_accept", "malformed_json", "unknown_status",
                "rate_limit")
 

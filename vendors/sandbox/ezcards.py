@@ -222,6 +222,7 @@ def _refresh(account: str, order: dict) -> dict:
             currency = order["payWithCurrency"]
             doc["balances"][currency] = str(Decimal(doc["balances"][currency]) + refund)
             core.put(ACCOUNTS_NS, account, doc)
+            order["refunded"] = str(refund)
         changed = True
     if not order.get("cancelled"):
         for code in order["codes"]:
@@ -499,6 +500,21 @@ def get_codes(request: Request, transaction_id: str) -> Response:
                  if c["sku"] == line["sku"] and (not stock_ids or str(c["stockId"]) in stock_ids)]
         data.append({"sku": line["sku"], "quantity": line["quantity"], "codes": codes})
     return ok(data)
+
+
+def charged(account: str) -> dict:
+    """What the account was charged per order (grand total less refunds) and its balances,
+    as decimal strings: the control API's ``charges``."""
+    result = []
+    for order in _load(account):
+        charged = Decimal(order["grandTotal"]["amount"]) - Decimal(order.get("refunded", "0"))
+        result.append({"id": order["transactionId"], "reference": order["clientOrderNumber"],
+                       "currency": order["payWithCurrency"],
+                       "charged": str(charged.quantize(CENT))})
+    balances = _account(account)["balances"]
+    return {"orders": result,
+            "balances": {c: str(Decimal(v).quantize(CENT)) for c, v in balances.items()},
+            "opening": dict(STARTING_BALANCES)}
 
 
 def list_orders(account: str | None) -> list[dict]:

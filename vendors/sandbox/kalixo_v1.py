@@ -10,8 +10,9 @@ Written from ``kalixo-v1-orders.txt`` and the v1 notes in the vendor-docs README
   GET  /v1/orders/retrieve-order ?id= -> {orderId: 59400, orderStatus, products: [...]}
 
 Errors use Kalixo's body ``{statusCode, error, message}``. There is no wallet endpoint in v1;
-each account still has a balance, debited when an order is placed and refunded for whatever is
-not delivered.
+each account still has a balance, debited the catalog's ``buyingPrice`` ("your buying price")
+when an order is placed and refunded for whatever is not delivered. The order answers carry
+the catalog (sell) ``price`` only: they never state what was charged.
 
 Sandbox accounts: any email ``<anything>@sandbox.kalixo.test`` with the password ``sandbox``
 (created at first login). Tokens are opaque strings kept in the sandbox state with their expiry;
@@ -341,7 +342,7 @@ def _settle(order: dict) -> str:
     if status in ("requested", "processing"):
         return status
     order["final"] = True
-    undelivered = sum(line["price"] * (line["quantity"] - len(line["codes"]))
+    undelivered = sum(_buying(line) * (line["quantity"] - len(line["codes"]))
                       for line in order["lines"])
     if undelivered:
         account = core.get(NS_ACCOUNTS, order["account"])
@@ -350,6 +351,11 @@ def _settle(order: dict) -> str:
         core.put(NS_ACCOUNTS, order["account"], account)
         order["refunded"] = undelivered
     return status
+
+
+def _buying(line: dict) -> int:
+    """A line's unit charge; orders stored before lines kept it were charged their price."""
+    return line.get("buyingPrice", line["price"])
 
 
 def _products_view(order: dict) -> list[dict]:
@@ -388,7 +394,8 @@ def _validate_lines(body: dict) -> tuple[list[dict], str] | Response:
         if behaviour == "partial" and quantity < 2:
             behaviour = "ok"
         checked.append({"productId": pid, "ean": product["ean"], "price": product["price"],
-                        "quantity": quantity, "behaviour": behaviour, "codes": [],
+                        "buyingPrice": product["buyingPrice"], "quantity": quantity,
+                        "behaviour": behaviour, "codes": [],
                         "state": "pending"})
     return checked, currency
 
@@ -411,7 +418,7 @@ def place_order(request: Request) -> Response:
     if isinstance(checked, Response):
         return checked
     lines, currency = checked
-    total = sum(line["price"] * line["quantity"] for line in lines)
+    total = sum(_buying(line) * line["quantity"] for line in lines)
     order_id = 59400 + core.next_number(f"{SUPPLIER}:order")
     with core.transaction():
         if reference and core.get(NS_REFS, f"{account}:{reference}"):
@@ -465,6 +472,19 @@ def retrieve_order(request: Request) -> Response:
 
 def _major(minor: int, currency: str) -> str:
     return _rrp(minor, currency) if currency in EXPONENTS else str(minor)
+
+
+def charged(account: str) -> dict:
+    """What the account was charged per order (debited less refunded) and its balances, in
+    major units as decimal strings: the control API's ``charges``."""
+    result = [{"id": o["id"], "reference": o["reference"], "currency": o["currency"],
+               "charged": str(Decimal(o["debited"]) - Decimal(o["refunded"]))}
+              for o in list_orders(account)]
+    doc = _ensure_account(account)
+    return {"orders": result,
+            "balances": {c: _major(v, c) for c, v in doc["balances"].items()},
+            "opening": {c: _major(int(START_BALANCE_MAJOR.scaleb(e)), c)
+                        for c, e in EXPONENTS.items()}}
 
 
 def list_orders(account: str | None) -> list[dict]:

@@ -360,6 +360,32 @@ def list_orders(account: str | None) -> list[dict]:
     return result
 
 
+def charged(account: str) -> dict:
+    """What the account was charged per order (buying prices, less refunds) and its balances,
+    in major units as decimal strings: the control API's ``charges``."""
+    result = []
+    for doc in core.all_docs(ORDERS):
+        if doc["account"] != account:
+            continue
+        order = _find(account, str(doc["id"])) or doc
+        charged: dict[str, int] = {}
+        for line in order["lines"]:
+            units = line.get("delivered", 0) if order["settled"] else line["quantity"]
+            cur = line["buyingCurrency"]
+            charged[cur] = charged.get(cur, 0) + line["buyingPrice"] * units
+        for cur, minor in charged.items():
+            result.append({"id": str(order["id"]), "reference": order["reference"],
+                           "currency": cur, "charged": _decimal(minor, cur)})
+    balances = _account(account)["balances"]
+    return {"orders": result, "balances": {c: _decimal(v, c) for c, v in balances.items()},
+            "opening": {c: _decimal(v, c) for c, v in OPENING_BALANCE.items()}}
+
+
+def _decimal(minor: int, currency: str) -> str:
+    exponent = EXPONENTS.get(currency, 2)
+    return str(Decimal(minor).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent)))
+
+
 def _iso(epoch: float) -> str:
     """Like Kalixo's (JavaScript) timestamps: 2026-06-02T11:05:00.000Z."""
     when = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")

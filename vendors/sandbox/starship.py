@@ -76,6 +76,7 @@ def _product(pid: int, name: str, currency_id: int, denominations: list, *, dela
     return {
         "id": pid, "name": name, "category": category, "sub_category": "Sandbox",
         "country_id": {1: 1, 2: 2, 3: 3, 4: 4, 5: 5}[currency_id], "currency_id": currency_id,
+        "currency_code": CURRENCY_BY_ID[currency_id][1],
         "delivery_mode": "ONLINE", "delivery_type": "code_with_pin" if pin else "code",
         "delivery_time": "DELAYED" if delayed else "INSTANT", "validity": "12 months",
         "available_denominations": [
@@ -540,8 +541,9 @@ def _view(order: dict, *, newer: bool, with_vouchers: bool, status_override: str
     status = status_override or order["status"]
     body = {
         "id": order["id"], ("reference_code" if newer else "ref"): order["ref"],
+        # the documented answer states the amount charged, not its currency (the wallet's)
         "transaction_id": order["transaction_id"], "amount": money(Decimal(order["amount"])),
-        "currency": order["currency"], "product_id": order["product_id"],
+        "product_id": order["product_id"],
         "product_name": order["product_name"],
         "denomination": money(Decimal(order["denomination"])), "quantity": order["quantity"],
         "discount": money(Decimal(order["discount"])),
@@ -652,6 +654,24 @@ def order_detail(request: Request, order_id: str) -> Response:
         return error(404, "Order not found.")
     return Response(200, _view(order, newer=True, with_vouchers=True,
                                status_override=_unknown_status(account)))
+
+
+def charged(account: str) -> dict:
+    """What the account was charged per order (amount less refund) and its wallets' totals
+    per currency, as decimal strings: the control API's ``charges``."""
+    result = []
+    for stored in core.all_docs(_orders_ns(account)):
+        o = _advance(account, stored["id"]) or stored
+        charged = Decimal(o["amount"]) - Decimal(o.get("refunded") or "0")
+        result.append({"id": str(o["id"]), "reference": o["ref"], "currency": o["currency"],
+                       "charged": str(charged)})
+    balances: dict[str, Decimal] = {}
+    for wallet in _account_doc(account)["wallets"]:
+        code = CURRENCY_BY_ID[wallet["currency_id"]][1]
+        balances[code] = balances.get(code, Decimal(0)) + Decimal(wallet["amount"])
+    opening = {CURRENCY_BY_ID[cid][1]: str(amount) for cid, amount in WALLET_START.items()}
+    return {"orders": result, "balances": {c: str(v) for c, v in balances.items()},
+            "opening": opening}
 
 
 def list_orders(account: str | None) -> list[dict]:
