@@ -18,11 +18,13 @@ PRODUCTION = {
 }
 
 
-def manage(*args: str, env: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
+def manage(*args: str, env: dict[str, str | None], tmp_path) -> subprocess.CompletedProcess:
+    """Run manage.py with ``env`` over this process's environment; a None value unsets."""
     base = {k: v for k, v in os.environ.items() if k not in PRODUCTION}
+    merged = {**base, "VAR_DIR": str(tmp_path), **env}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=BASE_DIR, capture_output=True, text=True,
-        env={**base, "VAR_DIR": str(tmp_path), **env}, timeout=60,
+        env={k: v for k, v in merged.items() if v is not None}, timeout=60,
     )
 
 
@@ -64,7 +66,8 @@ def test_it_generates_local_secrets_once_with_owner_only_permissions(tmp_path):
 
 def test_it_creates_the_var_dir_and_the_sqlite_file_owner_only(tmp_path):
     var = tmp_path / "fresh" / "var"
-    env = {"DEBUG": "true", "REDIS_URL": "redis://127.0.0.1:6399/0"}
+    # The embedded default, also when the suite itself runs on PostgreSQL.
+    env = {"DEBUG": "true", "REDIS_URL": "redis://127.0.0.1:6399/0", "DATABASE_URL": None}
     previous = os.umask(0o022)  # the usual umask, which would give 0755 and 0644
     try:
         result = manage("migrate", env=env, tmp_path=var)
