@@ -6,9 +6,10 @@ product's currency; wallet balances are MAJOR-unit JSON numbers. Our ``client_re
 ``GET /orders/{reference}`` finds an order by ``orderId`` or by ``externalOrderCode``.
 Codes arrive as ``products[].codes[{code}]``, or in older answers as ``products[].pin[{PIN}]``.
 
-A fixed line's ``price`` must equal the catalog SELL price, while ``OrderRequest.unit_price`` is
-our expected cost (``buyingPrice``): before such an order the product is read once, the order
-refused if it now costs more, and its sell price sent. Open products send the chosen amount.
+A fixed line's ``price`` must equal the catalog SELL price: the order's ``face_value`` (the
+synced catalog price) is sent as is, and Kalixo's own price check is the guard, so an order
+costs two requests (submission, one poll). Only an order without it reads the product first
+(refused if it now costs more than ``unit_price``). Open products send the chosen amount.
 """
 
 import logging
@@ -21,7 +22,7 @@ from urllib.parse import quote
 
 import requests
 
-from portal.http import SupplierError, read_json, request
+from portal.http import Kind, SupplierError, read_json
 from portal.money import (
     MoneyError,
     currency_code,
@@ -32,14 +33,16 @@ from portal.money import (
     to_minor,
 )
 from vendors.adapters.base import (
-    Adapter,
     BalanceInfo,
+    Capabilities,
     CodeInfo,
+    HttpAdapter,
     OrderRequest,
     OrderResult,
     ProductInfo,
     SupplierStatus,
     map_status,
+    settle_status,
 )
 
 logger = logging.getLogger(__name__)
@@ -52,7 +55,6 @@ STATUSES: dict[str, SupplierStatus] = {
 }
 
 PAGE_SIZE = 100  # the documented maximum ``take``
-MAX_PAGES = 1000  # a guard against a supplier that never reports the end
 CODE_KEYS = ("code", "PIN", "pin", "Pin")  # current shape first, then the older one
 
 
@@ -68,10 +70,9 @@ def _parsing(what: str, *, outcome_unknown: bool = False,
         yield
     except (Malformed, MoneyError, KeyError, TypeError, ValueError, AttributeError) as exc:
         detail = str(exc) if isinstance(exc, Malformed | MoneyError) else type(exc).__name__
-        raise SupplierError(
-            f"Kalixo sent an unexpected {what} ({detail})",
-            outcome_unknown=outcome_unknown, status_code=status_code, code="malformed",
-        ) from exc
+        error = SupplierError(f"Kalixo sent an unexpected {what} ({detail})",
+                              kind=Kind.MALFORMED, status_code=status_code, code="malformed")
+        raise (error.after_write() if outcome_unknown else error) from exc
 
 
 def _field(data: dict, name: str, kinds: Any, *, required: bool = True,
@@ -134,76 +135,48 @@ def parse_timestamp(value: Any) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-class KalixoV2(Adapter):
+class KalixoV2(HttpAdapter):
     kind = "kalixo_v2"
-    one_code_per_request = False
-    has_lookup = True
-    has_balances = True
+    label = "Kalixo v2 (asynchronous)"
+    name = "Kalixo"
+    capabilities = Capabilities(lookup_by_reference=True, balances=True)
     credential_fields = ("api_key",)
 
-    # ------------------------------------------------------------------ HTTP
-
-    def _headers(self) -> dict[str, str]:
+    def auth_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         key = str(self.credentials.get("api_key") or "").strip()
         if not key:
-            raise SupplierError("Kalixo v2 vendor has no API key configured", code="credentials")
-        return {"x-api-key": key, "Accept": "application/json"}
+            raise SupplierError("Kalixo v2 vendor has no API key configured",
+                                kind=Kind.REFUSED, code="credentials")
+        return {"x-api-key": key}
 
-    def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-              json_body: Any = None) -> requests.Response:
-        return request(method, f"{self.base_url}{path}", headers=self._headers(),
-                       params=params, json_body=json_body)
-
-    def _error(self, response: requests.Response, *, outcome_unknown: bool = False
-               ) -> SupplierError:
-        """A SupplierError from a 4xx answer in Kalixo's {statusCode, error, message} shape."""
-        label, message = "", ""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            label = str(body.get("error") or "")[:60]
-            message = str(body.get("message") or "")[:300]
-        text = f"Kalixo answered HTTP {response.status_code}"
-        if message:
-            text += f": {message}"
-        return SupplierError(
-            text, retryable=False, outcome_unknown=outcome_unknown,
-            status_code=response.status_code, code=label or str(response.status_code),
-        )
-
-    def _get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        response = self._send("GET", path, params=params)
-        if response.status_code != 200:
-            raise self._error(response)
-        return read_json(response)
-
-    @staticmethod
-    def _is_documented_404(response: requests.Response) -> bool:
-        """A 404 in Kalixo's own error shape, not a proxy's page for a wrong URL."""
-        try:
-            body = response.json()
-        except ValueError:
-            return False
-        return isinstance(body, dict) and body.get("statusCode") == 404
+    def raise_for_response(self, response: requests.Response) -> None:
+        """Kalixo's 4xx shape: {statusCode, error, message}."""
+        if response.status_code < 400:
+            return
+        body = _json_or_none(response)
+        body = body if isinstance(body, dict) else {}
+        label = str(body.get("error") or "")[:60]
+        raise self.error(response, label, str(body.get("message") or ""))
 
     # ------------------------------------------------------------------ catalog
 
     def fetch_catalog(self) -> Iterator[ProductInfo]:
         skip = 0
-        for _ in range(MAX_PAGES):
-            page = self._get_json("/catalog/products", params={"skip": skip, "take": PAGE_SIZE})
+
+        def page(_: int) -> tuple[list, bool]:
+            nonlocal skip
+            body = self.call_json("GET", "/catalog/products",
+                                  params={"skip": skip, "take": PAGE_SIZE})
             with _parsing("catalog page"):
-                page = _object(page, "catalog page")
-                count = _field(page, "count", int)
-                products = _field(page, "products", list)
+                body = _object(body, "catalog page")
+                count = _field(body, "count", int)
+                products = _field(body, "products", list)
                 items = [self._product(_object(p, "product")) for p in products]
-            yield from items
             skip += len(products)
-            if not products or skip >= count:
-                return
-        raise SupplierError("Kalixo catalog paging did not end", code="malformed")
+            return items, skip < count
+
+        for items in self.paged(page, first=0, what="Kalixo catalog"):
+            yield from items
 
     @staticmethod
     def _product(data: dict) -> ProductInfo:
@@ -260,7 +233,7 @@ class KalixoV2(Adapter):
     # ------------------------------------------------------------------ wallet
 
     def fetch_balances(self) -> list[BalanceInfo]:
-        body = self._get_json("/wallet")
+        body = self.call_json("GET", "/wallet")
         with _parsing("wallet"):
             balances = _field(_object(body, "wallet"), "balances", dict)
             result = []
@@ -276,7 +249,7 @@ class KalixoV2(Adapter):
         if isinstance(order.quantity, bool) or not isinstance(order.quantity, int) \
                 or order.quantity < 1:
             raise SupplierError("order quantity must be a whole number of at least 1",
-                                code="request")
+                                kind=Kind.REFUSED, code="request")
         try:
             product_id: int | str = int(order.product_id)
         except (TypeError, ValueError):
@@ -284,6 +257,8 @@ class KalixoV2(Adapter):
         line: dict[str, Any] = {"productId": product_id, "quantity": order.quantity}
         if order.denomination is not None:  # open products: the chosen amount is the price
             line["price"] = to_minor(order.denomination, currency)
+        elif order.face_value is not None:  # the synced sell price: Kalixo checks it
+            line["price"] = to_minor(order.face_value, currency)
         elif order.unit_price is not None:
             line["price"] = self._catalog_price(str(product_id), order.unit_price)
         body: dict[str, Any] = {
@@ -302,10 +277,7 @@ class KalixoV2(Adapter):
         we expect to pay the BUYING price (``buyingPrice``, our ``unit_price``). So read the
         product first: refuse when it now costs more than expected, else send its price.
         """
-        response = self._send("GET", f"/catalog/products/{quote(product_id, safe='')}")
-        if response.status_code != 200:
-            raise self._error(response)
-        data = read_json(response)
+        data = self.call_json("GET", f"/catalog/products/{quote(product_id, safe='')}")
         with _parsing("catalog product", status_code=200):
             data = _object(data, "catalog product")
             price = _field(data, "price", int)
@@ -315,7 +287,8 @@ class KalixoV2(Adapter):
         if cost is not None and cost > expected_cost:
             raise SupplierError(
                 f"Kalixo product {product_id} now costs {cost} {currency}, more than the "
-                f"expected {expected_cost}; refresh the catalog", code="price_changed",
+                f"expected {expected_cost}; refresh the catalog", kind=Kind.REFUSED,
+                code="price_changed",
             )
         return price
 
@@ -323,45 +296,42 @@ class KalixoV2(Adapter):
         try:
             body = self._order_body(order)
         except MoneyError as exc:
-            raise SupplierError(f"order cannot be priced ({exc})", code="request") from exc
-        # request() maps timeouts and 5xx after this POST to outcome_unknown=True
-        response = self._send("POST", "/orders", json_body=body)
+            raise SupplierError(f"order cannot be priced ({exc})", kind=Kind.REFUSED,
+                                code="request") from exc
+        response = self.call("POST", "/orders", json_body=body, order_write=True)
         if response.status_code == 409:
             logger.info("Kalixo v2: order already exists; looking it up by reference")
             found = self.lookup_order(order.client_reference)
             if found is None:
                 raise SupplierError(
-                    "Kalixo reported a duplicate order but cannot find it", retryable=True,
-                    outcome_unknown=True, status_code=409, code="Conflict",
+                    "Kalixo reported a duplicate order but cannot find it",
+                    kind=Kind.OUTCOME_UNKNOWN, cause=Kind.UNAVAILABLE, status_code=409,
+                    code="Conflict",
                 )
             return found
-        if not 200 <= response.status_code < 300:
-            raise self._error(response)
+        self.raise_for_response(response)
         data = read_json(response, outcome_unknown=True)
         with _parsing("order answer", outcome_unknown=True,
                       status_code=response.status_code):
             result = self._order(_object(data, "order answer"))
         if result.client_reference and result.client_reference != order.client_reference:
-            raise SupplierError("Kalixo answered with another order's reference",
-                                outcome_unknown=True, code="malformed")
+            raise self.malformed("an answer with another order's reference", order_write=True)
         return result
 
     def fetch_order(self, supplier_order_id: str, *,
                     order: OrderRequest | None = None) -> OrderResult:
-        response = self._send("GET", f"/orders/{quote(str(supplier_order_id), safe='')}")
-        if response.status_code != 200:
-            raise self._error(response)
-        data = read_json(response)
+        data = self.call_json("GET", f"/orders/{quote(str(supplier_order_id), safe='')}")
         with _parsing("order", status_code=200):
             return self._order(_object(data, "order"), fallback_id=str(supplier_order_id))
 
     def lookup_order(self, client_reference: str, *,
                      order: OrderRequest | None = None) -> OrderResult | None:
-        response = self._send("GET", f"/orders/{quote(client_reference, safe='')}")
-        if response.status_code == 404 and self._is_documented_404(response):
+        response = self.call("GET", f"/orders/{quote(client_reference, safe='')}")
+        body = _json_or_none(response)
+        if response.status_code == 404 and isinstance(body, dict) \
+                and body.get("statusCode") == 404:  # Kalixo's own 404, not a proxy's page
             return None
-        if response.status_code != 200:
-            raise self._error(response)
+        self.raise_for_response(response)
         data = read_json(response)
         with _parsing("order", status_code=200):
             # Without an orderId in the answer, the reference still finds the order later.
@@ -370,7 +340,7 @@ class KalixoV2(Adapter):
         if result.client_reference and result.client_reference != client_reference:
             raise SupplierError(
                 "Kalixo found an order with another reference for this lookup",
-                code="ambiguous_reference",
+                kind=Kind.MALFORMED, code="ambiguous_reference",
             )
         return result
 
@@ -409,14 +379,11 @@ class KalixoV2(Adapter):
             delivered = len(codes)
         message = str(data.get("reason") or data.get("message") or "")
 
-        if status == SupplierStatus.COMPLETED:
-            if "products" not in data:
-                raise Malformed("a completed order without products")
-            if total is not None and len(codes) != total:
-                # Completed without every code is not a success: a person must look.
-                status = SupplierStatus.UNKNOWN
-                message = f"completed, but {len(codes)} of {total} codes were sent"
-        elif status == SupplierStatus.PARTIALLY_COMPLETED and len(codes) != delivered:
+        if status == SupplierStatus.COMPLETED and "products" not in data:
+            raise Malformed("a completed order without products")
+        status, why = settle_status(status, delivered=len(codes), ordered=total)
+        message = why or message
+        if status == SupplierStatus.PARTIALLY_COMPLETED and len(codes) != delivered:
             message = message or f"{len(codes)} codes sent for {delivered} delivered"
 
         details: dict[str, Any] = {"lines": lines} if lines else {}
@@ -462,3 +429,10 @@ class KalixoV2(Adapter):
                 raise Malformed("a code entry has no code")
             codes.append(CodeInfo(code=value.strip(), sku=sku))
         return codes
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
