@@ -15,17 +15,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import requests
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from portal.http import Budget, Kind, SupplierError, read_json, request
 from portal.money import Money
 
 __all__ = [
-    "Adapter", "BalanceInfo", "Capabilities", "CodeInfo", "HttpAdapter", "Kind", "OrderRequest",
-    "OrderResult", "ProductInfo", "Quote", "SupplierError", "SupplierStatus", "TokenCache",
-    "settle_status",
+    "Adapter", "Answer", "BalanceInfo", "Capabilities", "CodeInfo", "HttpAdapter", "Kind",
+    "OrderRequest", "OrderResult", "ProductInfo", "Quote", "SupplierError", "SupplierStatus",
+    "TokenCache", "settle_status",
 ]
 
 
@@ -52,6 +53,17 @@ def status_key(value: object) -> str:
 def map_status(table: dict[str, SupplierStatus], value: object) -> SupplierStatus:
     """Look a supplier status up in an adapter's table, ignoring case and separators."""
     return table.get(status_key(value), SupplierStatus.UNKNOWN)
+
+
+class Answer(BaseModel):
+    """A supplier answer's declared shape: strict types (no bool for a number, no number for
+    a string), unknown fields ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+M = TypeVar("M", bound=BaseModel)
+UNION_TAGS = frozenset({"int", "float", "str", "bool", "list", "dict", "none"})
 
 
 def settle_status(mapped: SupplierStatus, *, delivered: int, ordered: int | None,
@@ -347,6 +359,18 @@ class HttpAdapter(Adapter):
         if message:
             text += f": {message[:300]}"
         return SupplierError(text, kind=kind, status_code=status, code=code or str(status))
+
+    def parse(self, model: type[M], data: Any, *, what: str, order_write: bool = False) -> M:
+        """``data`` read into its declared ``model``, or MALFORMED (OUTCOME_UNKNOWN for an
+        order write's answer) naming the first path that does not fit."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            path = ".".join(str(p) for p in first["loc"] if str(p) not in UNION_TAGS
+                            and "[" not in str(p))
+            raise self.malformed(f"{what}: {path or 'the answer'}: {first['msg']}",
+                                 order_write=order_write) from exc
 
     def malformed(self, message: str, *, order_write: bool = False) -> SupplierError:
         error = SupplierError(f"{self.name or self.kind} sent a malformed answer: {message}",
