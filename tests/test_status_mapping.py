@@ -70,9 +70,10 @@ def test_it_settles_every_supplier_by_one_rule(mapped, delivered, ordered, pendi
 
 COMPLETED_SHORT = {
     # each supplier's "completed" answer for 2 codes ordered and 1 sent, as its adapter reads it
-    "kalixo_v2": lambda: kalixo_v2.KalixoV2(base_url="https://k", credentials={}, cache={})._order(
+    "kalixo_v2": lambda: kalixo_v2.KalixoV2(base_url="https://k", credentials={}, cache={})
+    ._order(kalixo_v2.Order.model_validate(
         {"orderId": 1, "status": "completed",
-         "products": [{"productId": 2, "quantity": 2, "codes": [{"code": "A"}]}]}),
+         "products": [{"productId": 2, "quantity": 2, "codes": [{"code": "A"}]}]})),
     "kalixo_v1": lambda: kalixo_v1._order_result(
         {"orderId": 1, "orderStatus": "completed",
          "products": [{"productId": 2, "quantity": 2, "pin": [{"PIN": "A"}]}]},
