@@ -7,10 +7,11 @@ from django.contrib.auth import get_user_model
 from orders import selectors, services
 from orders.models import Order
 from portal.forms import bounded_date_field, currency_code
+from vendors.adapters import kinds_with
 from vendors.models import Product, Vendor
 
 # The only supplier API that settles an order in another currency than the product's.
-PAY_WITH_KINDS = ("ezcards",)
+PAY_WITH_KINDS = kinds_with("pay_with_currency")
 
 
 class ProductChoiceField(forms.ModelChoiceField):

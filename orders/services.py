@@ -34,9 +34,9 @@ from rq.job import Job, JobStatus
 from orders import spend
 from orders.custody import VoucherSecrets, open_voucher, seal
 from orders.models import Order, OrderLine, VendorOrder, Voucher
-from portal import audit, ratelimit, worker
+from portal import audit, worker
 from portal.access import is_portal_user
-from portal.http import SupplierError
+from portal.http import Kind, SupplierError
 from portal.money import MoneyError, format_money
 from vendors import ledger
 from vendors.adapters import adapter_class
@@ -683,10 +683,6 @@ def advance(*, vendor_order_id: int, claim: str | None = None) -> str:
     if vo.status in FINAL or vo.attention:
         _unclaim(vo)
         return "nothing to do"
-    wait = ratelimit.acquire(f"vendor:{vo.vendor_id}", vo.vendor.rate_limit_per_minute)
-    if wait is not None:
-        _schedule(vo, _at(wait + random.uniform(0, 1)))
-        return f"rate limited for {wait:.1f}s"
     try:
         if vo.status == Status.CREATED:
             return _submit(vo)
@@ -778,24 +774,23 @@ def _poll(vo: VendorOrder) -> str:
 
 def _supplier_trouble(vo: VendorOrder, exc: SupplierError) -> str:
     current = VendorOrder.objects.get(pk=vo.pk).status
+    if exc.kind is Kind.THROTTLED and exc.status_code is None:
+        # our own request budget: nothing was sent, so neither an attempt nor a fault
+        if current == Status.SENDING:
+            _mine(vo).update(status=Status.CREATED, attempts=F("attempts") - 1)
+        _schedule(vo, _at((exc.retry_after or 1) + random.uniform(0, 1)))
+        return f"rate limited for {exc.retry_after or 1:.1f}s"
     if current == Status.SENDING:
-        _pause_on_429(vo, exc)
-        if exc.outcome_unknown:
+        if exc.kind is Kind.OUTCOME_UNKNOWN:
             return _mark_unknown(vo, exc)
         if refused(exc):
             return _fail_submission(vo, exc)
-        return _retry_submission(vo, exc)
+        return _retry_submission(vo, exc)  # throttled, unavailable, malformed: nothing taken
     return _read_trouble(vo, exc)
-
-
-def _pause_on_429(vo: VendorOrder, exc: SupplierError) -> None:
-    if exc.status_code == 429 and exc.retry_after:
-        ratelimit.pause(f"vendor:{vo.vendor_id}", exc.retry_after)
 
 
 def _read_trouble(vo: VendorOrder, exc: SupplierError) -> str:
     """A read (poll, look-up) without a usable answer: soon again, later, or a person."""
-    _pause_on_429(vo, exc)
     if exc.retryable:
         if vo.faults < settings.ORDER_FAULT_RETRIES:
             return _retry_fault(vo, exc)
@@ -824,11 +819,7 @@ def refused(exc: SupplierError) -> bool:
     """The order was declined for good: by the supplier's own 4xx answer, or by the adapter
     before sending (a price that went up, a currency it cannot use). Anything else, such as a
     malformed answer to a preliminary read, is worth another attempt."""
-    if exc.retryable:
-        return False
-    if exc.status_code is None:
-        return True
-    return 400 <= exc.status_code < 500 and exc.status_code not in (408, 409, 429)
+    return exc.kind is Kind.REFUSED
 
 
 def _mark_unknown(vo: VendorOrder, exc: SupplierError) -> str:

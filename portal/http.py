@@ -6,10 +6,12 @@ wait, and whether a write's outcome is unknown), and a log line that carries no 
 header or body.
 """
 
+import enum
 import json
 import logging
 import re
 import threading
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +19,8 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 from django.utils import timezone
+
+from portal import ratelimit
 
 logger = logging.getLogger("portal.http")
 
@@ -29,30 +33,72 @@ SECRET_KEYS = re.compile(
 _local = threading.local()
 
 
+class Kind(enum.StrEnum):
+    """What went wrong with a supplier call: the one thing the engine acts on."""
+
+    REFUSED = "refused"  # declined for good (a 4xx, or the adapter before sending)
+    MALFORMED = "malformed"  # an answer without the documented shape
+    THROTTLED = "throttled"  # a rate limit: the supplier's 429 or our own budget
+    UNAVAILABLE = "unavailable"  # network trouble, a timeout before sending, a 5xx on a read
+    OUTCOME_UNKNOWN = "outcome_unknown"  # a write may or may not have taken effect
+
+
+TRANSIENT = frozenset({Kind.THROTTLED, Kind.UNAVAILABLE})
+
+
 class SupplierError(Exception):
     """A supplier call that did not give a usable answer.
 
+    ``kind`` is one of ``Kind``; with ``OUTCOME_UNKNOWN``, ``cause`` says what hid the outcome
+    (``UNAVAILABLE``: a timeout or 5xx after sending; ``MALFORMED``: an unreadable answer).
     ``retryable``: the same call may succeed later (after ``retry_after`` seconds if known).
-    ``outcome_unknown``: a write may or may not have taken effect; reconcile before resending.
+    ``code`` is the supplier's own error label, for people; the engine never reads it.
     """
 
     def __init__(
         self,
         message: str,
         *,
-        retryable: bool = False,
+        kind: Kind,
+        cause: Kind | None = None,
         retry_after: float | None = None,
-        outcome_unknown: bool = False,
         status_code: int | None = None,
         code: str = "",
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.retryable = retryable
+        self.kind = Kind(kind)
+        self.cause = cause
         self.retry_after = retry_after
-        self.outcome_unknown = outcome_unknown
         self.status_code = status_code
         self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        return (self.cause or self.kind) in TRANSIENT
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return self.kind is Kind.OUTCOME_UNKNOWN
+
+    def after_write(self) -> "SupplierError":
+        """This error as the answer to a write that was sent: unless the supplier refused it
+        or throttled it (nothing done), its outcome is unknown."""
+        if self.kind in (Kind.REFUSED, Kind.THROTTLED, Kind.OUTCOME_UNKNOWN):
+            return self
+        error = SupplierError(self.message, kind=Kind.OUTCOME_UNKNOWN, cause=self.kind,
+                              retry_after=self.retry_after, status_code=self.status_code,
+                              code=self.code)
+        error.__cause__ = self
+        return error
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A supplier's request budget shared by every worker (portal.ratelimit)."""
+
+    key: str
+    per_minute: int
 
 
 def session() -> requests.Session:
@@ -73,15 +119,25 @@ def request(
     json_body: Any = None,
     data: bytes | None = None,
     timeout: tuple[float, float] | None = None,
+    budget: Budget | None = None,
 ) -> requests.Response:
     """Send one request. Returns any response below 500 except 429, which the caller reads.
 
+    With a ``budget``, the request first takes a token from the supplier's shared limit (a
+    ``THROTTLED`` error with ``retry_after`` and no status code when there is none left, and
+    nothing is sent), and a 429's ``Retry-After`` pauses every caller of that supplier.
     Raises ``SupplierError`` for network failures, timeouts, 429 and 5xx.
     """
     method = method.upper()
     is_write = method in WRITE_METHODS
     timeout = timeout or (settings.SUPPLIER_CONNECT_TIMEOUT, settings.SUPPLIER_READ_TIMEOUT)
     where = f" on {method} {url_path(url)}"
+    if budget is not None:
+        wait = ratelimit.acquire(budget.key, budget.per_minute)
+        if wait is not None:
+            raise SupplierError(f"request budget spent for {wait:.1f}s{where}",
+                                kind=Kind.THROTTLED, retry_after=wait)
+    unknown = Kind.OUTCOME_UNKNOWN if is_write else Kind.UNAVAILABLE
     try:
         response = session().request(
             method, url, headers=headers, params=params, json=json_body, data=data,
@@ -90,18 +146,16 @@ def request(
     except requests.ConnectTimeout as exc:
         logger.warning("%s %s: connect timeout", method, redact_url(url))
         raise SupplierError(f"supplier did not accept the connection{where}",
-                            retryable=True) from exc
+                            kind=Kind.UNAVAILABLE) from exc
     except requests.Timeout as exc:
         logger.warning("%s %s: read timeout", method, redact_url(url))
-        raise SupplierError(
-            f"supplier did not answer in time{where}", retryable=True,
-            outcome_unknown=is_write,
-        ) from exc
+        raise SupplierError(f"supplier did not answer in time{where}", kind=unknown,
+                            cause=Kind.UNAVAILABLE if is_write else None) from exc
     except requests.RequestException as exc:
         logger.warning("%s %s: %s", method, redact_url(url), type(exc).__name__)
         raise SupplierError(
-            f"connection to supplier failed ({type(exc).__name__}){where}",
-            retryable=True, outcome_unknown=is_write,
+            f"connection to supplier failed ({type(exc).__name__}){where}", kind=unknown,
+            cause=Kind.UNAVAILABLE if is_write else None,
         ) from exc
 
     logger.info(
@@ -109,14 +163,17 @@ def request(
         response.elapsed.total_seconds() * 1000,
     )
     if response.status_code == 429:
+        retry_after = retry_after_seconds(response)
+        if budget is not None and retry_after:
+            ratelimit.pause(budget.key, retry_after)
         raise SupplierError(
-            f"supplier rate limit reached{where}", retryable=True, status_code=429,
-            retry_after=retry_after_seconds(response),
+            f"supplier rate limit reached{where}", kind=Kind.THROTTLED, status_code=429,
+            retry_after=retry_after,
         )
     if response.status_code >= 500:
         raise SupplierError(
-            f"supplier error {response.status_code}{where}", retryable=True,
-            outcome_unknown=is_write,
+            f"supplier error {response.status_code}{where}", kind=unknown,
+            cause=Kind.UNAVAILABLE if is_write else None,
             status_code=response.status_code, retry_after=retry_after_seconds(response),
         )
     return response
@@ -127,10 +184,11 @@ def read_json(response: requests.Response, *, outcome_unknown: bool = False) -> 
     try:
         return response.json()
     except (ValueError, json.JSONDecodeError) as exc:
-        raise SupplierError(
+        error = SupplierError(
             f"supplier sent a malformed answer (HTTP {response.status_code}, not JSON)",
-            outcome_unknown=outcome_unknown, status_code=response.status_code,
-        ) from exc
+            kind=Kind.MALFORMED, status_code=response.status_code,
+        )
+        raise (error.after_write() if outcome_unknown else error) from exc
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:

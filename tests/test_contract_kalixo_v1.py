@@ -8,7 +8,7 @@ import requests
 
 from portal.http import SupplierError
 from tests.conftest import MemoryCache
-from vendors.adapters import kalixo_v1 as module
+from vendors.adapters import base as seam  # HttpAdapter.call sends through base.request
 from vendors.adapters.base import OrderRequest, SupplierStatus
 from vendors.adapters.kalixo_v1 import KalixoV1
 from vendors.sandbox.kalixo_v1 import BASE_PATH, DEMO_CREDENTIALS
@@ -31,13 +31,13 @@ def adapter(sandbox_url, unique) -> KalixoV1:
 def calls(monkeypatch) -> list[str]:
     """The paths the adapter asked for, in order (the real request still goes out)."""
     seen: list[str] = []
-    real = module.request
+    real = seam.request
 
     def spy(method, url, **kwargs):
         seen.append(url.split(BASE_PATH, 1)[1])
         return real(method, url, **kwargs)
 
-    monkeypatch.setattr(module, "request", spy)
+    monkeypatch.setattr(seam, "request", spy)
     return seen
 
 

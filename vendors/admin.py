@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from vendors import jobs
+from vendors.adapters import ADAPTERS, adapter_class
 from vendors.models import Balance, LedgerEntry, Product, Vendor
 from vendors.services import can_see_ledger, vendor_delete, vendor_save, vendor_set_credentials
 
@@ -37,6 +38,9 @@ class VendorForm(forms.ModelForm):
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
             raise forms.ValidationError("Enter a JSON object of strings.")
+        kind = self.data.get("kind") or getattr(self.instance, "kind", "")
+        if kind in ADAPTERS and (missing := adapter_class(kind).missing_credentials(value)):
+            raise forms.ValidationError(f"These credentials lack {', '.join(missing)}.")
         return value
 
 

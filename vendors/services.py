@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal import audit
-from portal.http import SupplierError
+from portal.http import Budget, SupplierError
 from portal.money import MoneyError
 from vendors import ledger
 from vendors.adapters import adapter_class
@@ -41,6 +41,7 @@ def adapter_for(vendor: Vendor) -> Adapter:
         credentials=open_credentials(vendor),
         cache=SealedCache(cache),
         account=str(vendor.pk),
+        budget=Budget(f"vendor:{vendor.pk}", vendor.rate_limit_per_minute),
     )
 
 

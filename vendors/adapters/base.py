@@ -2,21 +2,31 @@
 
 Adapters turn a supplier's HTTP into these dataclasses, in the portal's own terms: ``Decimal``
 amounts with ISO-4217 currencies, portal statuses. They know nothing of orders or models.
+
+``HttpAdapter`` owns the call: the auth hook, one resend after a 401, the shared request
+budget, JSON decoding, the adapter's ``raise_for_response`` hook, and the rule that only an
+order submission can leave an outcome unknown. ``settle_status`` is the one place where a
+supplier's raw status and the codes it sent become the portal's status.
 """
 
 import enum
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
-from portal.http import SupplierError
+import requests
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from portal.http import Budget, Kind, SupplierError, read_json, request
 from portal.money import Money
 
 __all__ = [
-    "Adapter", "BalanceInfo", "CodeInfo", "OrderRequest", "OrderResult", "ProductInfo",
-    "Quote", "SupplierError", "SupplierStatus", "TokenCache",
+    "Adapter", "Answer", "BalanceInfo", "Capabilities", "CodeInfo", "HttpAdapter", "Kind",
+    "OrderRequest", "OrderResult", "ProductInfo", "Quote", "SupplierError", "SupplierStatus",
+    "TokenCache", "settle_status",
 ]
 
 
@@ -43,6 +53,41 @@ def status_key(value: object) -> str:
 def map_status(table: dict[str, SupplierStatus], value: object) -> SupplierStatus:
     """Look a supplier status up in an adapter's table, ignoring case and separators."""
     return table.get(status_key(value), SupplierStatus.UNKNOWN)
+
+
+class Answer(BaseModel):
+    """A supplier answer's declared shape: strict types (no bool for a number, no number for
+    a string), unknown fields ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+M = TypeVar("M", bound=BaseModel)
+UNION_TAGS = frozenset({"int", "float", "str", "bool", "list", "dict", "none"})
+
+
+def settle_status(mapped: SupplierStatus, *, delivered: int, ordered: int | None,
+                  pending: int = 0) -> tuple[SupplierStatus, str]:
+    """The portal's status of a supplier order from the supplier's own (mapped by its table)
+    and the codes it sent: one rule for every supplier. Returns (status, why, or "").
+
+    - completed with codes still pending: processing (they arrive progressively);
+    - completed with fewer codes than ordered, or none: unknown, a person looks (never a
+      success, never a partial the supplier did not state);
+    - failed or cancelled after some codes were delivered: partially completed (the delivered
+      codes are ours and paid for); cancelled with every code delivered: unknown.
+    """
+    if mapped is SupplierStatus.COMPLETED:
+        if pending:
+            return SupplierStatus.PROCESSING, "codes still arriving"
+        if not delivered or (ordered is not None and delivered < ordered):
+            return SupplierStatus.UNKNOWN, f"completed with {delivered} of {ordered} codes"
+    elif mapped in (SupplierStatus.FAILED, SupplierStatus.CANCELLED) and delivered:
+        if ordered is not None and delivered >= ordered:
+            return SupplierStatus.UNKNOWN, f"{mapped} yet every code delivered"
+        return (SupplierStatus.PARTIALLY_COMPLETED,
+                f"{mapped} after part of the codes were delivered; the rest refunded")
+    return mapped, ""
 
 
 @dataclass(frozen=True)
@@ -131,45 +176,276 @@ class TokenCache(Protocol):
     def delete(self, key: str) -> Any: ...
 
 
-class Adapter:
-    """One supplier API. Subclasses set the class attributes and implement the operations."""
+@dataclass(frozen=True)
+class Capabilities:
+    """What a supplier's API offers beyond the operations every adapter has."""
 
-    kind: str = ""
-    one_code_per_request: bool = False  # instant-only suppliers: one request per code
-    has_lookup: bool = True  # can find an order by our client reference
-    has_balances: bool = True
-    credential_fields: tuple[str, ...] = ()
+    lookup_by_reference: bool = True  # finds an order by our client reference
+    balances: bool = True  # reports wallet balances
+    pay_with_currency: bool = False  # settles an order from a balance in another currency
+    webhooks: bool = False  # tells us of order changes
+    order_listing: bool = False  # lists our orders
+    one_code_per_request: bool = False  # instant-only: one request per code
+
+
+class Adapter:
+    """One supplier API. Subclasses declare ``kind``, ``label``, ``capabilities`` and
+    ``credential_fields`` and implement the operations below.
+
+    Side effects: only ``submit_order`` may move money. Every other operation is a read and
+    must be idempotent (safe to repeat, safe to run from a page or a sync). Every operation
+    raises only ``SupplierError`` (a ``Kind``); ``submit_order`` alone may raise
+    ``OUTCOME_UNKNOWN``, after which the engine looks the order up by reference before it
+    sends anything again.
+    """
+
+    kind: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    # the keys of a usable credentials object; alternatives (either generation) as a tuple each
+    credential_fields: ClassVar[tuple[str, ...]] = ()
+    credential_sets: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
     def __init__(self, *, base_url: str, credentials: dict[str, str], cache: TokenCache,
-                 account: str = "") -> None:
+                 account: str = "", budget: Budget | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials
         self.cache = cache
         self.account = account  # a stable name for cache keys, e.g. the vendor's id
+        self.budget = budget  # the supplier's request limit, shared by every worker
+
+    # read from ``capabilities`` (class attributes: the engine asks the class)
+    has_lookup: ClassVar[bool] = True
+    has_balances: ClassVar[bool] = True
+    one_code_per_request: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.has_lookup = cls.capabilities.lookup_by_reference
+        cls.has_balances = cls.capabilities.balances
+        cls.one_code_per_request = cls.capabilities.one_code_per_request
+
+    @classmethod
+    def missing_credentials(cls, credentials: dict[str, str]) -> list[str]:
+        """The credential fields this supplier needs and ``credentials`` lacks ([] if none)."""
+        sets = cls.credential_sets or (cls.credential_fields,)
+        gaps = [[f for f in fields if not str(credentials.get(f) or "").strip()]
+                for fields in sets]
+        return min(gaps, key=len)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.base_url}>"
 
     def fetch_catalog(self) -> Iterator[ProductInfo]:
+        """Every product the account may order. Idempotent read; raises SupplierError."""
         raise NotImplementedError
 
     def fetch_balances(self) -> list[BalanceInfo]:
+        """The account's balances ([] where the supplier has none). Idempotent read."""
         raise NotImplementedError
 
     def submit_order(self, order: OrderRequest) -> OrderResult:
+        """Place ``order``: the one operation that moves money. Sends our client reference as
+        the supplier's idempotency key where it has one, so a resend after an unknown outcome
+        cannot buy twice. Raises SupplierError: REFUSED (nothing bought), THROTTLED,
+        UNAVAILABLE or MALFORMED before the order went out (safe to resend), OUTCOME_UNKNOWN
+        after it went out (look it up first)."""
         raise NotImplementedError
 
     def fetch_order(self, supplier_order_id: str, *,
                     order: OrderRequest | None = None) -> OrderResult:
         """The supplier's order. ``order`` is what we asked for: where the answer leaves out
-        something the charge needs (its currency), the adapter takes it from there."""
+        something the charge needs (its currency), the adapter takes it from there.
+        Idempotent read; raises SupplierError."""
         raise NotImplementedError
 
     def lookup_order(self, client_reference: str, *,
                      order: OrderRequest | None = None) -> OrderResult | None:
-        """The order we sent with this reference, or None when the supplier confirms none."""
+        """The order we sent with this reference, or None when the supplier confirms none.
+        Idempotent read; raises SupplierError when it cannot say (never None on doubt)."""
         raise NotImplementedError
 
     def quote(self, order: OrderRequest) -> Quote | None:
-        """The supplier's price for this order, or None where it offers no quote."""
+        """The supplier's price for this order, or None where it offers no quote.
+        Idempotent read (even where the supplier wants a POST); raises SupplierError."""
         return None
+
+
+class HttpAdapter(Adapter):
+    """An adapter over JSON HTTP. Subclasses give ``auth_headers`` and ``raise_for_response``,
+    and, for session tokens, ``login``/``refresh`` (see ``access_token``)."""
+
+    name: ClassVar[str] = ""  # the supplier's name in messages
+    refresh_after_401: ClassVar[bool] = True  # else a 401 always means a new login
+
+    # ------------------------------------------------------------------ hooks
+
+    def auth_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
+        """Headers that authenticate one request (may log in: see ``access_token``)."""
+        return {}
+
+    def raise_for_response(self, response: requests.Response) -> None:
+        """Raise the SupplierError a non-2xx answer means (``error`` builds one)."""
+        if response.status_code >= 400:
+            raise self.error(response, "")
+
+    def login(self) -> str:
+        """A fresh session: store it with ``store_tokens`` and return the access token."""
+        raise NotImplementedError
+
+    def refresh(self, tokens: dict) -> str | None:
+        """Renew ``tokens`` without a login, or None when they cannot be refreshed."""
+        return None
+
+    def fresh_access(self, tokens: dict) -> str | None:
+        """The cached access token while it is still good to use, else None."""
+        return None
+
+    def uses_session(self) -> bool:
+        """Whether requests carry a session token (``login``) rather than a static key."""
+        return type(self).login is not HttpAdapter.login
+
+    def sent_token(self, tokens: dict) -> str | None:
+        """The access token ``tokens`` holds (to tell whether another worker renewed)."""
+        return None
+
+    # ------------------------------------------------------------------ the call
+
+    def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+             json_body: Any = None, data: bytes | None = None,
+             headers: dict[str, str] | None = None, order_write: bool = False,
+             authenticate: bool = True) -> requests.Response:
+        """One authorised request within the supplier's budget; after a 401 the session is
+        renewed and the request sent once more (a 401 means it was refused, so resending even
+        an order is safe). Only an ``order_write`` can leave an outcome unknown: a timeout on
+        a login or a quote POST is plain unavailability. ``authenticate=False``: the login
+        itself (no auth hook, no resend)."""
+        body = data if data is not None else b""
+        for attempt in (1, 2):
+            try:
+                all_headers = {"Accept": "application/json", **(headers or {})}
+                if authenticate:
+                    all_headers.update(self.auth_headers(method, path, body))
+                response = request(method, self.base_url + path, headers=all_headers,
+                                   params=params, json_body=json_body, data=data,
+                                   budget=self.budget)
+            except SupplierError as exc:
+                if exc.kind is Kind.OUTCOME_UNKNOWN and not order_write:
+                    raise SupplierError(exc.message, kind=exc.cause or Kind.UNAVAILABLE,
+                                        retry_after=exc.retry_after,
+                                        status_code=exc.status_code, code=exc.code) from exc
+                raise
+            if response.status_code != 401 or attempt == 2 or not authenticate \
+                    or not self._reauthenticate():
+                return response
+        raise AssertionError("unreachable")
+
+    def call_json(self, method: str, path: str, *, accept: tuple[int, ...] = (),
+                  order_write: bool = False, **kwargs: Any) -> Any:
+        """``call``, then ``raise_for_response`` for a status >= 400 not in ``accept``, then
+        the decoded body (MALFORMED, or OUTCOME_UNKNOWN for an order write, when not JSON)."""
+        response = self.call(method, path, order_write=order_write, **kwargs)
+        if response.status_code >= 400 and response.status_code not in accept:
+            self.raise_for_response(response)
+        return read_json(response, outcome_unknown=order_write)
+
+    def error(self, response: requests.Response, code: str, message: str = "",
+              kind: Kind | None = None) -> SupplierError:
+        """A SupplierError for a 4xx answer: REFUSED, but UNAVAILABLE for a 408."""
+        status = response.status_code
+        if kind is None:
+            kind = Kind.UNAVAILABLE if status == 408 else Kind.REFUSED
+        text = f"{self.name or self.kind} answered HTTP {status}"
+        if message:
+            text += f": {message[:300]}"
+        return SupplierError(text, kind=kind, status_code=status, code=code or str(status))
+
+    def parse(self, model: type[M], data: Any, *, what: str, order_write: bool = False) -> M:
+        """``data`` read into its declared ``model``, or MALFORMED (OUTCOME_UNKNOWN for an
+        order write's answer) naming the first path that does not fit."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            path = ".".join(str(p) for p in first["loc"] if str(p) not in UNION_TAGS
+                            and "[" not in str(p))
+            raise self.malformed(f"{what}: {path or 'the answer'}: {first['msg']}",
+                                 order_write=order_write) from exc
+
+    def malformed(self, message: str, *, order_write: bool = False) -> SupplierError:
+        error = SupplierError(f"{self.name or self.kind} sent a malformed answer: {message}",
+                              kind=Kind.MALFORMED, code="malformed")
+        return error.after_write() if order_write else error
+
+    # ------------------------------------------------------------------ session tokens
+
+    @property
+    def token_key(self) -> str:
+        return f"{self.kind}:{self.account}:tokens"
+
+    def cached_tokens(self) -> dict | None:
+        tokens = self.cache.get(self.token_key)
+        return tokens if isinstance(tokens, dict) else None
+
+    def store_tokens(self, tokens: dict, *, expires_at: float) -> None:
+        """Keep a session for every worker until its last token expires."""
+        self.cache.set(self.token_key, tokens, timeout=max(1.0, expires_at - time.time()))
+
+    def access_token(self) -> str:
+        """A usable access token: cached, refreshed, or from a new login. A refresh that
+        fails for a transient reason is raised (a login would fare no better now)."""
+        tokens = self.cached_tokens()
+        if tokens:
+            token = self.fresh_access(tokens)
+            if token:
+                return token
+            try:
+                token = self.refresh(tokens)
+            except SupplierError as exc:
+                if exc.retryable:
+                    raise
+                token = None  # refused (rotated by another worker, revoked): log in again
+            if token:
+                return token
+        return self.login()
+
+    def _reauthenticate(self) -> bool:
+        """After a 401: renew the session (refresh, else log in) unless another worker already
+        did. False when the adapter has no session (a static key: resending would not help)."""
+        if not self.uses_session():
+            return False
+        tokens = self.cached_tokens()
+        if tokens is not None and self.sent_token(tokens) != self._last_sent:
+            return True  # renewed meanwhile: resend with the new token
+        self.cache.delete(self.token_key)
+        try:
+            renewed = self.refresh(tokens) if tokens and self.refresh_after_401 else None
+        except SupplierError as exc:
+            if exc.retryable:
+                raise
+            renewed = None
+        if not renewed:
+            self.login()
+        return True
+
+    _last_sent: str | None = None
+
+    def bearer(self) -> dict[str, str]:
+        """An ``Authorization: Bearer`` header with the session's access token."""
+        self._last_sent = self.access_token()
+        return {"Authorization": f"Bearer {self._last_sent}"}
+
+    # ------------------------------------------------------------------ paging
+
+    @staticmethod
+    def paged(fetch: Callable[[int], tuple[list, bool]], *, first: int = 1,
+              max_pages: int = 1000, what: str = "pages") -> Iterator[list]:
+        """Each page's items from ``fetch(n)`` -> (items, more?), n counting from ``first``,
+        until a page says no more or is empty; MALFORMED when the paging never ends."""
+        for number in range(first, first + max_pages):
+            items, more = fetch(number)
+            yield items
+            if not items or not more:
+                return
+        raise SupplierError(f"{what}: more than {max_pages} pages", kind=Kind.MALFORMED,
+                            code="malformed")

@@ -13,18 +13,22 @@ from decimal import ROUND_UP, Decimal
 from types import UnionType
 from typing import Any
 
-from portal.http import SupplierError, read_json, request
+import requests
+
+from portal.http import Kind, SupplierError
 from portal.money import Money, MoneyError, currency_code, quantum, to_decimal
 from vendors.adapters.base import (
-    Adapter,
     BalanceInfo,
+    Capabilities,
     CodeInfo,
+    HttpAdapter,
     OrderRequest,
     OrderResult,
     ProductInfo,
     Quote,
     SupplierStatus,
     map_status,
+    settle_status,
 )
 
 logger = logging.getLogger(__name__)
@@ -38,7 +42,6 @@ STATUSES: dict[str, SupplierStatus] = {
 CODE_COMPLETED = "completed"
 DUPLICATE = "CLIENT_ORDER_NUMBER_DUPLICATE"
 UNSUPPORTED_CURRENCY = "UNSUPPORTED_CURRENCY"
-MAX_PAGES = 1000
 
 
 class Malformed(Exception):
@@ -92,43 +95,37 @@ def _money_json(money: Money) -> dict[str, str]:
     return {"amount": str(money.amount), "currency": money.currency}
 
 
-class EZCards(Adapter):
+class EZCards(HttpAdapter):
     kind = "ezcards"
-    one_code_per_request = True
-    has_lookup = True
-    has_balances = True
+    label = "EZ Cards"
+    name = "EZ Cards"
+    capabilities = Capabilities(lookup_by_reference=True, balances=True, pay_with_currency=True,
+                                order_listing=True, one_code_per_request=True)
     credential_fields = ("api_key", "token")
 
     page_size = 100
 
-    # --- HTTP -----------------------------------------------------------------------------
-
-    def _headers(self) -> dict[str, str]:
+    def auth_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         key, token = self.credentials.get("api_key"), self.credentials.get("token")
         if not key or not token:
-            raise SupplierError("EZ Cards credentials need an api_key and a token", code="config")
-        return {"x-api-key": key, "Authorization": f"Bearer {token}",
-                "Accept": "application/json"}
+            raise SupplierError("EZ Cards credentials need an api_key and a token",
+                                kind=Kind.REFUSED, code="config")
+        return {"x-api-key": key, "Authorization": f"Bearer {token}"}
 
     def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-              body: dict[str, Any] | None = None) -> Any:
-        """The ``data`` of a 2xx answer; SupplierError for everything else."""
-        write = method.upper() != "GET"
-        response = request(method, self.base_url + path, headers=self._headers(),
-                           params=params, json_body=body)
-        if response.status_code >= 400:
-            raise self._error(response)
-        payload = read_json(response, outcome_unknown=write)
+              body: dict[str, Any] | None = None, order_write: bool = False) -> Any:
+        """The ``data`` of a 2xx answer (every answer is wrapped {requestId, data})."""
+        payload = self.call_json(method, path, params=params, json_body=body,
+                                 order_write=order_write)
         if not isinstance(payload, dict) or "data" not in payload:
-            raise SupplierError(
-                f"EZ Cards sent an answer without its data envelope ({path})",
-                outcome_unknown=write, status_code=response.status_code, code="malformed",
-            )
+            raise self.malformed(f"an answer without its data envelope ({path})",
+                                 order_write=order_write)
         return payload["data"]
 
-    @staticmethod
-    def _error(response: Any) -> SupplierError:
+    def raise_for_response(self, response: requests.Response) -> None:
         status = response.status_code
+        if status < 400:
+            return
         try:
             body = response.json()
         except ValueError:
@@ -150,27 +147,24 @@ class EZCards(Adapter):
         else:
             message = f"EZ Cards rejected the request (HTTP {status}{', ' + code if code else ''})"
             message += detail
-        return SupplierError(message, status_code=status, code=code or str(status))
+        kind = self.error(response, code).kind
+        raise SupplierError(message, kind=kind, status_code=status, code=code or str(status))
 
     # --- catalog and balances ---------------------------------------------------------------
 
     def fetch_catalog(self) -> Iterator[ProductInfo]:
-        page = 1
-        while page <= MAX_PAGES:
+        def page(number: int) -> tuple[list, bool]:
             data = self._call("GET", "/v2/products",
-                              params={"limit": self.page_size, "page": page})
+                              params={"limit": self.page_size, "page": number})
             try:
                 items = _field(data, "items", list)
                 total_pages = _field(data, "totalPage", int)
-                products = [self._product(item) for item in items]
+                return [self._product(item) for item in items], number < total_pages
             except Malformed as exc:
-                raise SupplierError(f"EZ Cards sent a malformed product page: {exc}",
-                                    code="malformed") from exc
+                raise self.malformed(f"a product page: {exc}") from exc
+
+        for products in self.paged(page, what="EZ Cards products"):
             yield from products
-            if not items or page >= total_pages:
-                return
-            page += 1
-        raise SupplierError("EZ Cards kept sending product pages", code="malformed")
 
     @staticmethod
     def _tiers(item: dict[str, Any], currency: str) -> list[dict[str, Any]]:
@@ -232,8 +226,7 @@ class EZCards(Adapter):
                                 amount=to_decimal(_field(b, "balance", str | int | float)))
                     for b in data]
         except (Malformed, MoneyError) as exc:
-            raise SupplierError(f"EZ Cards sent malformed balances: {exc}",
-                                code="malformed") from exc
+            raise self.malformed(f"balances: {exc}") from exc
 
     # --- quote --------------------------------------------------------------------------------
 
@@ -244,21 +237,21 @@ class EZCards(Adapter):
             items = [i for i in _field(data, "items", list)
                      if isinstance(i, dict) and str(i.get("sku")) == sku]
             if not items:
-                raise SupplierError(f"EZ Cards does not list SKU {sku}", code="PRODUCT_NOT_FOUND")
+                raise SupplierError(f"EZ Cards does not list SKU {sku}", kind=Kind.REFUSED,
+                                    code="PRODUCT_NOT_FOUND")
             product = self._product(items[0])
         except Malformed as exc:
-            raise SupplierError(f"EZ Cards sent a malformed product: {exc}",
-                                code="malformed") from exc
+            raise self.malformed(f"a product: {exc}") from exc
         tier = self._tier_for(product.price_tiers, order.quantity)
         if tier is None:
             raise SupplierError(f"EZ Cards has no price for {order.quantity} of {sku}",
-                                code="no_price")
+                                kind=Kind.REFUSED, code="no_price")
         original = Money(Decimal(tier["price"]), product.face_currency)
         try:
             pay = currency_code(order.pay_with_currency or product.face_currency)
         except MoneyError as exc:
             raise SupplierError("EZ Cards cannot quote in an unknown currency",
-                                code=UNSUPPORTED_CURRENCY) from exc
+                                kind=Kind.REFUSED, code=UNSUPPORTED_CURRENCY) from exc
         details: dict[str, Any] = {"tier": tier, "payWithCurrency": pay}
         unit = original
         if pay != original.currency:
@@ -285,20 +278,19 @@ class EZCards(Adapter):
                     _field(by_pair[quote + base], "rate", str | int | float))
             else:
                 raise SupplierError(f"EZ Cards quotes no rate for {base}{quote}",
-                                    code="no_rate")
+                                    kind=Kind.REFUSED, code="no_rate")
         except (Malformed, MoneyError) as exc:
-            raise SupplierError(f"EZ Cards sent malformed exchange rates: {exc}",
-                                code="malformed") from exc
+            raise self.malformed(f"exchange rates: {exc}") from exc
         if value <= 0:
-            raise SupplierError(f"EZ Cards sent a non-positive rate for {base}{quote}",
-                                code="malformed")
+            raise self.malformed(f"a non-positive rate for {base}{quote}")
         return {"pair": base + quote, "rate": value, "updatedAt": updated}
 
     # --- orders -------------------------------------------------------------------------------
 
     def submit_order(self, order: OrderRequest) -> OrderResult:
         if order.quantity < 1:
-            raise SupplierError("quantity must be at least one", code="invalid")
+            raise SupplierError("quantity must be at least one", kind=Kind.REFUSED,
+                                code="invalid")
         sku = order.sku or order.product_id
         body: dict[str, Any] = {"clientOrderNumber": order.client_reference,
                                 "enableClientOrderNumberDupCheck": True}
@@ -311,7 +303,7 @@ class EZCards(Adapter):
         if order.pay_with_currency:
             body["payWithCurrency"] = order.pay_with_currency.upper()
         try:
-            data = self._call("POST", path, body=body)
+            data = self._call("POST", path, body=body, order_write=True)
         except SupplierError as exc:
             # The dup check is always on, so a 409 means this reference is taken already.
             if exc.status_code == 409:
@@ -320,8 +312,7 @@ class EZCards(Adapter):
         try:
             result = self._order(data, created=True)
         except Malformed as exc:
-            raise SupplierError(f"EZ Cards sent a malformed order answer: {exc}",
-                                outcome_unknown=True, code="malformed") from exc
+            raise self.malformed(f"an order answer: {exc}", order_write=True) from exc
         if result.status != SupplierStatus.COMPLETED:
             return result
         try:  # an instant order in stock: its code can be read at once
@@ -337,7 +328,8 @@ class EZCards(Adapter):
         if found is None:
             raise SupplierError(
                 "EZ Cards reported a duplicate clientOrderNumber but lists no such order",
-                retryable=True, outcome_unknown=True, status_code=409, code=DUPLICATE,
+                kind=Kind.OUTCOME_UNKNOWN, cause=Kind.UNAVAILABLE, status_code=409,
+                code=DUPLICATE,
             )
         return found
 
@@ -362,23 +354,20 @@ class EZCards(Adapter):
                  if isinstance(i, dict) and str(i.get("transactionId")) == supplier_order_id]
         if not items:
             raise SupplierError(f"EZ Cards does not list order {supplier_order_id}",
-                                status_code=404, code="NOT_FOUND")
+                                kind=Kind.REFUSED, status_code=404, code="NOT_FOUND")
         return self._read(items[0])
 
-    @staticmethod
-    def _items(data: Any) -> list[Any]:
+    def _items(self, data: Any) -> list[Any]:
         try:
             return _field(data, "items", list)
         except Malformed as exc:
-            raise SupplierError(f"EZ Cards sent a malformed order list: {exc}",
-                                code="malformed") from exc
+            raise self.malformed(f"an order list: {exc}") from exc
 
     def _read(self, item: Any) -> OrderResult:
         try:
             result = self._order(item, created=False)
         except Malformed as exc:
-            raise SupplierError(f"EZ Cards sent a malformed order: {exc}",
-                                code="malformed") from exc
+            raise self.malformed(f"an order: {exc}") from exc
         return self._with_codes(result)
 
     def _order(self, data: Any, *, created: bool) -> OrderResult:
@@ -436,19 +425,13 @@ class EZCards(Adapter):
         try:
             codes, pending, expected = self._codes(data)
         except Malformed as exc:
-            raise SupplierError(f"EZ Cards sent malformed codes: {exc}",
-                                code="malformed") from exc
+            raise self.malformed(f"codes: {exc}") from exc
         total = max(result.total or 0, expected)
         delivered = len(codes)
-        status, message = result.status, result.message
-        if status == SupplierStatus.COMPLETED and (delivered < total or pending or not total):
-            status, message = SupplierStatus.PROCESSING, "codes still arriving"
-        elif status == SupplierStatus.CANCELLED and delivered:
-            if delivered < total:
-                status = SupplierStatus.PARTIALLY_COMPLETED
-                message = "cancelled after part of the codes were delivered"
-            else:
-                status, message = SupplierStatus.UNKNOWN, "cancelled yet every code delivered"
+        # codes arrive progressively: any not listed as COMPLETED yet is still to come
+        status, why = settle_status(result.status, delivered=delivered, ordered=total,
+                                    pending=max(pending, total - delivered) if total else 1)
+        message = why or result.message
         cost = result.cost
         if status != SupplierStatus.COMPLETED and delivered < total:
             # the grand total covers every code; what was not delivered is refunded

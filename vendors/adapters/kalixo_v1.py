@@ -25,7 +25,7 @@ from typing import Any
 
 import requests
 
-from portal.http import SupplierError, read_json, request
+from portal.http import Kind, SupplierError, read_json
 from portal.money import (
     MoneyError,
     currency_code,
@@ -35,14 +35,16 @@ from portal.money import (
     to_minor,
 )
 from vendors.adapters.base import (
-    Adapter,
     BalanceInfo,
+    Capabilities,
     CodeInfo,
+    HttpAdapter,
     OrderRequest,
     OrderResult,
     ProductInfo,
     SupplierStatus,
     map_status,
+    settle_status,
 )
 
 STATUSES: dict[str, SupplierStatus] = {
@@ -57,7 +59,6 @@ STATUSES: dict[str, SupplierStatus] = {
 }
 
 PAGE_SIZE = 100
-MAX_PAGES = 1000
 # Documented lifetimes, used when a token does not say when it expires.
 ACCESS_LIFETIME = 4 * 3600
 REFRESH_LIFETIME = 8 * 3600
@@ -66,38 +67,33 @@ ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                409: "duplicate", 422: "unprocessable"}
 
 
-class KalixoV1(Adapter):
+class KalixoV1(HttpAdapter):
     kind = "kalixo_v1"
-    one_code_per_request = False
-    has_lookup = False
-    has_balances = False
+    label = "Kalixo v1 (synchronous)"
+    name = "Kalixo v1"
+    capabilities = Capabilities(lookup_by_reference=False, balances=False)
     credential_fields = ("email", "password")
 
-    # --- tokens ------------------------------------------------------------------------------
+    # --- session: a login, refreshed while the refresh token lasts ---------------------------
 
-    @property
-    def _token_key(self) -> str:
-        return f"{self.kind}:{self.account}:tokens"
+    def auth_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
+        return self.bearer()
 
-    def _access_token(self) -> str:
-        """A usable access token: cached, refreshed, or from a new login."""
-        tokens = self.cache.get(self._token_key)
-        now = time.time()
-        if isinstance(tokens, dict) and tokens.get("access_renew_at", 0) > now:
-            return tokens["access"]
-        return self._renew(tokens if isinstance(tokens, dict) else None)
+    def fresh_access(self, tokens: dict) -> str | None:
+        return tokens["access"] if tokens.get("access_renew_at", 0) > time.time() else None
 
-    def _renew(self, tokens: dict | None) -> str:
-        """Refresh while the refresh token lasts; log in again when that is not possible."""
-        if tokens and tokens.get("refresh") and tokens.get("refresh_renew_at", 0) > time.time():
-            try:
-                return self._store_tokens(self._auth_call(
-                    "/v1/auth/refresh", headers={"Authorization": f"Bearer {tokens['refresh']}"},
-                ), previous=tokens)
-            except SupplierError as exc:
-                if exc.retryable:  # 429, 5xx, network: a login would fare no better now
-                    raise
-        return self._store_tokens(self._auth_call(
+    def sent_token(self, tokens: dict) -> str | None:
+        return tokens.get("access")
+
+    def refresh(self, tokens: dict) -> str | None:
+        if not tokens.get("refresh") or tokens.get("refresh_renew_at", 0) <= time.time():
+            return None
+        return self._store(self._auth_call(
+            "/v1/auth/refresh", headers={"Authorization": f"Bearer {tokens['refresh']}"},
+        ), previous=tokens)
+
+    def login(self) -> str:
+        return self._store(self._auth_call(
             "/v1/auth/login",
             json_body={"email": self.credentials.get("email", ""),
                        "password": self.credentials.get("password", "")},
@@ -106,22 +102,17 @@ class KalixoV1(Adapter):
     def _auth_call(self, path: str, *, headers: dict[str, str] | None = None,
                    json_body: Any = None) -> dict:
         try:
-            response = request("POST", self.base_url + path, headers=headers, json_body=json_body)
+            body = self.call_json("POST", path, headers=headers, json_body=json_body,
+                                  authenticate=False)
         except SupplierError as exc:
-            # A login is a POST, but no order rides on it: its outcome is never "unknown".
-            raise SupplierError(
-                f"Kalixo v1 authentication failed: {exc.message}", retryable=exc.retryable,
-                retry_after=exc.retry_after, status_code=exc.status_code, code=exc.code,
-            ) from exc
-        if response.status_code >= 400:
-            self._raise_for(response, what="authentication")
-        body = read_json(response)
+            raise SupplierError(f"Kalixo v1 authentication failed: {exc.message}",
+                                kind=exc.kind, retry_after=exc.retry_after,
+                                status_code=exc.status_code, code=exc.code) from exc
         if not isinstance(body, dict) or not _nonempty_str(body.get("accessToken")):
-            raise SupplierError("Kalixo v1 sent a login answer without an access token",
-                                status_code=response.status_code, code="malformed")
+            raise self.malformed("a login answer without an access token")
         return body
 
-    def _store_tokens(self, body: dict, previous: dict | None = None) -> str:
+    def _store(self, body: dict, previous: dict | None = None) -> str:
         now = time.time()
         access = body["accessToken"]
         refresh = body.get("refreshToken")
@@ -134,41 +125,20 @@ class KalixoV1(Adapter):
             refresh, refresh_expires = "", now
         access_expires = _expiry(access, body, ("expiresIn", "accessTokenExpiresIn"),
                                  ACCESS_LIFETIME, now)
-        tokens = {
+        self.store_tokens({
             "access": access,
             "access_expires": access_expires,
             "access_renew_at": _renew_at(now, access_expires),
             "refresh": refresh,
             "refresh_expires": refresh_expires,
             "refresh_renew_at": _renew_at(now, refresh_expires),
-        }
-        self.cache.set(self._token_key, tokens,
-                       timeout=max(1.0, max(access_expires, refresh_expires) - now))
+        }, expires_at=max(access_expires, refresh_expires))
         return access
 
-    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-              json_body: Any = None) -> requests.Response:
-        """An authorised call; after a 401 the tokens are renewed and the call sent once more."""
-        url = self.base_url + path
-        for attempt in (1, 2):
-            token = self._access_token()
-            response = request(method, url, params=params, json_body=json_body,
-                               headers={"Authorization": f"Bearer {token}"})
-            if response.status_code != 401 or attempt == 2:
-                return response
-            # A 401 means the request was refused, so resending it (even an order) is safe.
-            # Refused early: refresh if we can, else log in again (_renew decides).
-            tokens = self.cache.get(self._token_key)
-            tokens = tokens if isinstance(tokens, dict) else None
-            if tokens is None or tokens.get("access") == token:  # else another worker renewed
-                self._renew(tokens)
-        raise AssertionError("unreachable")
-
-    # --- errors ------------------------------------------------------------------------------
-
-    def _raise_for(self, response: requests.Response, *, what: str,
-                   outcome_unknown: bool = False) -> None:
+    def raise_for_response(self, response: requests.Response) -> None:
         status = response.status_code
+        if status < 400:
+            return
         message = ""
         try:
             body = response.json()
@@ -177,36 +147,28 @@ class KalixoV1(Adapter):
         if isinstance(body, dict) and isinstance(body.get("message"), str | list):
             raw = body["message"]
             message = "; ".join(map(str, raw)) if isinstance(raw, list) else raw
-        detail = f": {message[:200]}" if message else ""
-        raise SupplierError(
-            f"Kalixo v1 refused the {what} (HTTP {status}){detail}",
-            retryable=status == 408, status_code=status,
-            code=ERROR_CODES.get(status, f"http_{status}"), outcome_unknown=outcome_unknown,
-        )
+        raise self.error(response, ERROR_CODES.get(status, f"http_{status}"), message[:200])
 
     # --- catalog -----------------------------------------------------------------------------
 
     def fetch_catalog(self) -> Iterator[ProductInfo]:
         skip = 0
-        for _ in range(MAX_PAGES):
-            response = self._call("GET", "/v1/catalog/products",
+
+        def page(_: int) -> tuple[list, bool]:
+            nonlocal skip
+            body = self.call_json("GET", "/v1/catalog/products",
                                   params={"skip": skip, "take": PAGE_SIZE})
-            if response.status_code >= 400:
-                self._raise_for(response, what="catalog request")
-            page = read_json(response)
-            if not isinstance(page, dict) or not isinstance(page.get("products"), list):
-                raise SupplierError("Kalixo v1 sent a catalog page without a products list",
-                                    code="malformed")
-            count = page.get("count")
+            if not isinstance(body, dict) or not isinstance(body.get("products"), list):
+                raise self.malformed("a catalog page without a products list")
+            count = body.get("count")
             if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
-                raise SupplierError("Kalixo v1 sent a catalog page with a bad count",
-                                    code="malformed")
-            for item in page["products"]:
-                yield _product(item)
-            skip += len(page["products"])
-            if not page["products"] or (count is not None and skip >= count):
-                return
-        raise SupplierError("Kalixo v1 catalog did not end", code="malformed")
+                raise self.malformed("a catalog page with a bad count")
+            items = [_product(item) for item in body["products"]]
+            skip += len(items)
+            return items, count is None or skip < count
+
+        for items in self.paged(page, first=0, what="Kalixo v1 catalog"):
+            yield from items
 
     def fetch_balances(self) -> list[BalanceInfo]:
         return []  # v1 has no wallet endpoint
@@ -215,15 +177,14 @@ class KalixoV1(Adapter):
 
     def submit_order(self, order: OrderRequest) -> OrderResult:
         body = _order_body(order)
-        response = self._call("POST", "/v1/orders/place-order", json_body=body)
+        response = self.call("POST", "/v1/orders/place-order", json_body=body, order_write=True)
         if response.status_code == 409:
             raise SupplierError(
                 "Kalixo v1 says an order with this reference already exists; v1 cannot look "
                 "orders up by reference, so reconcile it by hand",
-                outcome_unknown=True, status_code=409, code="duplicate",
+                kind=Kind.OUTCOME_UNKNOWN, status_code=409, code="duplicate",
             )
-        if response.status_code >= 400:
-            self._raise_for(response, what="order")
+        self.raise_for_response(response)
         data = read_json(response, outcome_unknown=True)
         result = _order_result(data, client_reference=order.client_reference,
                                currency=body["currency"], sku=order.sku, submission=True)
@@ -243,20 +204,17 @@ class KalixoV1(Adapter):
         order_id = str(supplier_order_id).strip()
         if not order_id.isdigit():
             raise SupplierError(f"Kalixo v1 order ids are numbers, not {order_id[:40]!r}",
-                                code="bad_request")
-        response = self._call("GET", "/v1/orders/retrieve-order", params={"id": order_id})
-        if response.status_code >= 400:
-            self._raise_for(response, what="order lookup")
-        data = read_json(response)
+                                kind=Kind.REFUSED, code="bad_request")
+        data = self.call_json("GET", "/v1/orders/retrieve-order", params={"id": order_id})
         if isinstance(data, dict) and "orderStatus" not in data:
-            raise SupplierError("Kalixo v1 sent an order without orderStatus", code="malformed")
+            raise self.malformed("an order without orderStatus")
         return _order_result(data, client_reference="", currency="", sku="", submission=False)
 
     def lookup_order(self, client_reference: str, *,
                      order: OrderRequest | None = None) -> OrderResult | None:
         raise SupplierError(
             "Kalixo v1 cannot look an order up by our reference; reconcile it by hand",
-            code="no_lookup",
+            kind=Kind.REFUSED, code="no_lookup",
         )
 
     def quote(self, order: OrderRequest) -> None:
@@ -303,8 +261,9 @@ def _renew_at(now: float, expires: float) -> float:
 
 
 def _malformed(message: str, submission: bool) -> SupplierError:
-    return SupplierError(f"Kalixo v1 sent a malformed answer: {message}",
-                         outcome_unknown=submission, code="malformed")
+    error = SupplierError(f"Kalixo v1 sent a malformed answer: {message}", kind=Kind.MALFORMED,
+                          code="malformed")
+    return error.after_write() if submission else error
 
 
 def _minor_to_major(value: object, currency: str) -> Decimal:
@@ -319,7 +278,8 @@ def _minor_to_major(value: object, currency: str) -> Decimal:
 def _product(item: object) -> ProductInfo:
     if not isinstance(item, dict) or not (_is_int(item.get("id"))
                                           or _nonempty_str(item.get("id"))):
-        raise SupplierError("Kalixo v1 sent a catalog product without an id", code="malformed")
+        raise SupplierError("Kalixo v1 sent a catalog product without an id",
+                            kind=Kind.MALFORMED, code="malformed")
     pid = item["id"]
     try:
         currency = currency_code(item.get("currencyCode"))
@@ -339,7 +299,7 @@ def _product(item: object) -> ProductInfo:
         rrp_value = None if rrp in (None, "") else to_decimal(rrp)
     except MoneyError as exc:
         raise SupplierError(f"Kalixo v1 product {str(pid)[:40]}: {exc}",
-                            code="malformed") from exc
+                            kind=Kind.MALFORMED, code="malformed") from exc
     languages = item.get("languages") if isinstance(item.get("languages"), list) else []
     skus = [lang["sku"] for lang in languages if isinstance(lang, dict)
             and _nonempty_str(lang.get("sku"))]
@@ -377,12 +337,14 @@ def _order_body(order: OrderRequest) -> dict:
         unit = None if listed is None else to_minor(listed, currency)
     except MoneyError as exc:
         raise SupplierError(f"cannot order in {order.currency!r}: {exc}",
-                            code="bad_request") from exc
+                            kind=Kind.REFUSED, code="bad_request") from exc
     pid = str(order.product_id).strip()
     if not pid.isdigit():
-        raise SupplierError("Kalixo v1 product ids are numbers", code="bad_request")
+        raise SupplierError("Kalixo v1 product ids are numbers", kind=Kind.REFUSED,
+                            code="bad_request")
     if not _is_int(order.quantity) or order.quantity < 1:
-        raise SupplierError("quantity must be at least 1", code="bad_request")
+        raise SupplierError("quantity must be at least 1", kind=Kind.REFUSED,
+                            code="bad_request")
     line: dict[str, Any] = {"productId": int(pid), "quantity": order.quantity,
                             "currency": currency}
     if order.sku:
@@ -410,14 +372,6 @@ def _codes(line: dict, sku: str, submission: bool) -> list[CodeInfo]:
             raise _malformed("a pin without a code", submission)
         codes.append(CodeInfo(code=value, sku=sku))
     return codes
-
-
-def _order_status(mapped: SupplierStatus, delivered: int, total: int) -> SupplierStatus:
-    if mapped is SupplierStatus.COMPLETED and delivered < total:
-        return SupplierStatus.PARTIALLY_COMPLETED
-    if mapped in (SupplierStatus.FAILED, SupplierStatus.CANCELLED) and delivered > 0:
-        return SupplierStatus.PARTIALLY_COMPLETED  # the delivered codes are ours and paid for
-    return mapped
 
 
 def _order_result(data: object, *, client_reference: str, currency: str, sku: str,
@@ -461,6 +415,7 @@ def _order_result(data: object, *, client_reference: str, currency: str, sku: st
     else:
         raw = str(raw_status)
         mapped = map_status(STATUSES, raw_status)
+    status, why = settle_status(mapped, delivered=len(codes), ordered=total)
     details: dict[str, Any] = {"unit_prices": unit_prices} if unit_prices else {}
     if currency and unit_prices:
         # The lines carry the catalog (sell) price, not what the wallet is charged, so the
@@ -471,13 +426,13 @@ def _order_result(data: object, *, client_reference: str, currency: str, sku: st
             pass
     return OrderResult(
         supplier_order_id=str(order_id).strip(),
-        status=_order_status(mapped, len(codes), total),
+        status=status,
         raw_status=raw[:50],
         client_reference=client_reference or (reference if isinstance(reference, str) else ""),
         codes=codes,
         delivered=len(codes),
         total=total,
-        message=str(data.get("message") or "")[:200],
+        message=(why or str(data.get("message") or ""))[:200],
         details=details,
     )
 

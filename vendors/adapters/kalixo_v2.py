@@ -6,9 +6,10 @@ product's currency; wallet balances are MAJOR-unit JSON numbers. Our ``client_re
 ``GET /orders/{reference}`` finds an order by ``orderId`` or by ``externalOrderCode``.
 Codes arrive as ``products[].codes[{code}]``, or in older answers as ``products[].pin[{PIN}]``.
 
-A fixed line's ``price`` must equal the catalog SELL price, while ``OrderRequest.unit_price`` is
-our expected cost (``buyingPrice``): before such an order the product is read once, the order
-refused if it now costs more, and its sell price sent. Open products send the chosen amount.
+A fixed line's ``price`` must equal the catalog SELL price: the order's ``face_value`` (the
+synced catalog price) is sent as is, and Kalixo's own price check is the guard, so an order
+costs two requests (submission, one poll). Only an order without it reads the product first
+(refused if it now costs more than ``unit_price``). Open products send the chosen amount.
 """
 
 import logging
@@ -16,12 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import requests
+from pydantic import AfterValidator
 
-from portal.http import SupplierError, read_json, request
+from portal.http import Kind, SupplierError, read_json
 from portal.money import (
     MoneyError,
     currency_code,
@@ -32,14 +34,17 @@ from portal.money import (
     to_minor,
 )
 from vendors.adapters.base import (
-    Adapter,
+    Answer,
     BalanceInfo,
+    Capabilities,
     CodeInfo,
+    HttpAdapter,
     OrderRequest,
     OrderResult,
     ProductInfo,
     SupplierStatus,
     map_status,
+    settle_status,
 )
 
 logger = logging.getLogger(__name__)
@@ -52,7 +57,6 @@ STATUSES: dict[str, SupplierStatus] = {
 }
 
 PAGE_SIZE = 100  # the documented maximum ``take``
-MAX_PAGES = 1000  # a guard against a supplier that never reports the end
 CODE_KEYS = ("code", "PIN", "pin", "Pin")  # current shape first, then the older one
 
 
@@ -61,57 +65,78 @@ class Malformed(Exception):
 
 
 @contextmanager
-def _parsing(what: str, *, outcome_unknown: bool = False,
-             status_code: int | None = None) -> Iterator[None]:
-    """Turn any shape or money problem while reading an answer into a SupplierError."""
+def _parsing(what: str, *, outcome_unknown: bool = False) -> Iterator[None]:
+    """Turn a money problem (or a shape rule the models cannot state) into a SupplierError."""
     try:
         yield
-    except (Malformed, MoneyError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        detail = str(exc) if isinstance(exc, Malformed | MoneyError) else type(exc).__name__
-        raise SupplierError(
-            f"Kalixo sent an unexpected {what} ({detail})",
-            outcome_unknown=outcome_unknown, status_code=status_code, code="malformed",
-        ) from exc
+    except (Malformed, MoneyError) as exc:
+        error = SupplierError(f"Kalixo sent an unexpected {what} ({exc})", kind=Kind.MALFORMED,
+                              code="malformed")
+        raise (error.after_write() if outcome_unknown else error) from exc
 
 
-def _field(data: dict, name: str, kinds: Any, *, required: bool = True,
-           default: Any = None) -> Any:
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise Malformed(f"missing {name}")
-        return default
-    if isinstance(value, bool) or not isinstance(value, kinds):  # JSON true is no number
-        raise Malformed(f"{name} has the wrong type")
-    return value
-
-
-def _object(value: Any, what: str) -> dict:
-    if not isinstance(value, dict):
-        raise Malformed(f"{what} is not an object")
-    return value
-
-
-def _identifier(value: Any, name: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | str) or str(value).strip() == "":
-        raise Malformed(f"{name} missing or of the wrong type")
+def _nonblank(value: int | str) -> str:
+    if str(value).strip() == "":
+        raise ValueError("empty identifier")
     return str(value).strip()
 
 
-def _minor_amount(value: Any, currency: str) -> Decimal:
+Ident = Annotated[int | str, AfterValidator(_nonblank)]
+Amount = int | float | str
+
+
+class Page(Answer):
+    count: int
+    products: list[dict[str, Any]]
+
+
+class Product(Answer):
+    id: Ident
+    price: Amount | None = None
+    currencyCode: str | None = None
+    buyingPrice: Amount | None = None
+    buyingCurrencyCode: str | None = None
+    denominationMinValue: Amount | None = None
+    denominationMaxValue: Amount | None = None
+    denominationStep: Amount | None = None
+
+
+class Wallet(Answer):
+    balances: dict[str, Amount]
+
+
+class Line(Answer):
+    productId: Ident | None = None
+    quantity: int | None = None
+    price: Any = None
+    codes: list[Any] | None = None
+    pin: list[Any] | None = None
+    PIN: list[Any] | None = None
+
+
+class Order(Answer):
+    orderId: Ident | None = None
+    status: str
+    externalOrderCode: Ident | None = None
+    products: list[Line] | None = None
+    delivered: int | None = None
+    total: int | None = None
+    reason: Any = None
+    message: Any = None
+    estimatedReadyAt: Any = None
+    wallet: Any = None
+
+
+def _minor_amount(value: Amount, currency: str) -> Decimal:
     """Minor units (possibly fractional, as buyingPrice may be) in major units."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise Malformed("an amount has the wrong type")
     amount = to_decimal(value)
     if amount == amount.to_integral_value():
         return from_minor(amount, currency)
     return amount.scaleb(-exponent(currency))
 
 
-def _major_amount(value: Any, currency: str) -> Decimal:
+def _major_amount(value: Amount, currency: str) -> Decimal:
     """A major-unit JSON number (wallet balances, 196.01) as an exact Decimal."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise Malformed("a balance has the wrong type")
     amount = to_decimal(value)
     rounded = round_money(amount, currency)
     return rounded if rounded == amount else amount
@@ -134,82 +159,56 @@ def parse_timestamp(value: Any) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-class KalixoV2(Adapter):
+class KalixoV2(HttpAdapter):
     kind = "kalixo_v2"
-    one_code_per_request = False
-    has_lookup = True
-    has_balances = True
+    label = "Kalixo v2 (asynchronous)"
+    name = "Kalixo"
+    capabilities = Capabilities(lookup_by_reference=True, balances=True)
     credential_fields = ("api_key",)
 
-    # ------------------------------------------------------------------ HTTP
-
-    def _headers(self) -> dict[str, str]:
+    def auth_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         key = str(self.credentials.get("api_key") or "").strip()
         if not key:
-            raise SupplierError("Kalixo v2 vendor has no API key configured", code="credentials")
-        return {"x-api-key": key, "Accept": "application/json"}
+            raise SupplierError("Kalixo v2 vendor has no API key configured",
+                                kind=Kind.REFUSED, code="credentials")
+        return {"x-api-key": key}
 
-    def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-              json_body: Any = None) -> requests.Response:
-        return request(method, f"{self.base_url}{path}", headers=self._headers(),
-                       params=params, json_body=json_body)
-
-    def _error(self, response: requests.Response, *, outcome_unknown: bool = False
-               ) -> SupplierError:
-        """A SupplierError from a 4xx answer in Kalixo's {statusCode, error, message} shape."""
-        label, message = "", ""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            label = str(body.get("error") or "")[:60]
-            message = str(body.get("message") or "")[:300]
-        text = f"Kalixo answered HTTP {response.status_code}"
-        if message:
-            text += f": {message}"
-        return SupplierError(
-            text, retryable=False, outcome_unknown=outcome_unknown,
-            status_code=response.status_code, code=label or str(response.status_code),
-        )
-
-    def _get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        response = self._send("GET", path, params=params)
-        if response.status_code != 200:
-            raise self._error(response)
-        return read_json(response)
-
-    @staticmethod
-    def _is_documented_404(response: requests.Response) -> bool:
-        """A 404 in Kalixo's own error shape, not a proxy's page for a wrong URL."""
-        try:
-            body = response.json()
-        except ValueError:
-            return False
-        return isinstance(body, dict) and body.get("statusCode") == 404
+    def raise_for_response(self, response: requests.Response) -> None:
+        """Kalixo's 4xx shape: {statusCode, error, message}."""
+        if response.status_code < 400:
+            return
+        body = _json_or_none(response)
+        body = body if isinstance(body, dict) else {}
+        label = str(body.get("error") or "")[:60]
+        raise self.error(response, label, str(body.get("message") or ""))
 
     # ------------------------------------------------------------------ catalog
 
     def fetch_catalog(self) -> Iterator[ProductInfo]:
         skip = 0
-        for _ in range(MAX_PAGES):
-            page = self._get_json("/catalog/products", params={"skip": skip, "take": PAGE_SIZE})
-            with _parsing("catalog page"):
-                page = _object(page, "catalog page")
-                count = _field(page, "count", int)
-                products = _field(page, "products", list)
-                items = [self._product(_object(p, "product")) for p in products]
+
+        def page(_: int) -> tuple[list, bool]:
+            nonlocal skip
+            body = self.parse(Page, self.call_json(
+                "GET", "/catalog/products", params={"skip": skip, "take": PAGE_SIZE},
+            ), what="catalog page")
+            items = [self._product(p) for p in body.products]
+            skip += len(items)
+            return items, skip < body.count
+
+        for items in self.paged(page, first=0, what="Kalixo catalog"):
             yield from items
-            skip += len(products)
-            if not products or skip >= count:
-                return
-        raise SupplierError("Kalixo catalog paging did not end", code="malformed")
+
+    def _product(self, data: dict) -> ProductInfo:
+        fields = self.parse(Product, data, what="catalog product")
+        with _parsing("catalog product"):
+            return self._product_info(data, fields)
 
     @staticmethod
-    def _product(data: dict) -> ProductInfo:
-        pid = _identifier(data.get("id"), "product id")
+    def _product_info(data: dict, fields: Product) -> ProductInfo:
+        pid = fields.id
         try:
-            currency = currency_code(data.get("currencyCode"))
+            currency = currency_code(fields.currencyCode)
         except MoneyError as exc:
             raise Malformed(f"product {pid} has an unknown currency") from exc
         is_open = str(data.get("denominationType") or "fixed").strip().lower() == "open"
@@ -220,13 +219,15 @@ class KalixoV2(Adapter):
         face_value = cost = None
         cost_currency = ""
         if not is_open:
-            face_value = _minor_amount(_field(data, "price", int | float | str), currency)
-        if data.get("buyingPrice") is not None and not is_open:
-            cost_currency = currency_code(data.get("buyingCurrencyCode") or currency)
-            cost = _minor_amount(data["buyingPrice"], cost_currency)
+            if fields.price is None:
+                raise Malformed(f"product {pid} has no price")
+            face_value = _minor_amount(fields.price, currency)
+        if fields.buyingPrice is not None and not is_open:
+            cost_currency = currency_code(fields.buyingCurrencyCode or currency)
+            cost = _minor_amount(fields.buyingPrice, cost_currency)
 
         def bound(name: str) -> Decimal | None:
-            value = data.get(name)
+            value = getattr(fields, name)
             return _minor_amount(value, currency) if is_open and value is not None else None
 
         extra = {
@@ -260,11 +261,10 @@ class KalixoV2(Adapter):
     # ------------------------------------------------------------------ wallet
 
     def fetch_balances(self) -> list[BalanceInfo]:
-        body = self._get_json("/wallet")
+        wallet = self.parse(Wallet, self.call_json("GET", "/wallet"), what="wallet")
         with _parsing("wallet"):
-            balances = _field(_object(body, "wallet"), "balances", dict)
             result = []
-            for cur, value in sorted(balances.items()):
+            for cur, value in sorted(wallet.balances.items()):
                 code = currency_code(cur)
                 result.append(BalanceInfo(currency=code, amount=_major_amount(value, code)))
         return result
@@ -276,7 +276,7 @@ class KalixoV2(Adapter):
         if isinstance(order.quantity, bool) or not isinstance(order.quantity, int) \
                 or order.quantity < 1:
             raise SupplierError("order quantity must be a whole number of at least 1",
-                                code="request")
+                                kind=Kind.REFUSED, code="request")
         try:
             product_id: int | str = int(order.product_id)
         except (TypeError, ValueError):
@@ -284,6 +284,8 @@ class KalixoV2(Adapter):
         line: dict[str, Any] = {"productId": product_id, "quantity": order.quantity}
         if order.denomination is not None:  # open products: the chosen amount is the price
             line["price"] = to_minor(order.denomination, currency)
+        elif order.face_value is not None:  # the synced sell price: Kalixo checks it
+            line["price"] = to_minor(order.face_value, currency)
         elif order.unit_price is not None:
             line["price"] = self._catalog_price(str(product_id), order.unit_price)
         body: dict[str, Any] = {
@@ -302,125 +304,102 @@ class KalixoV2(Adapter):
         we expect to pay the BUYING price (``buyingPrice``, our ``unit_price``). So read the
         product first: refuse when it now costs more than expected, else send its price.
         """
-        response = self._send("GET", f"/catalog/products/{quote(product_id, safe='')}")
-        if response.status_code != 200:
-            raise self._error(response)
-        data = read_json(response)
-        with _parsing("catalog product", status_code=200):
-            data = _object(data, "catalog product")
-            price = _field(data, "price", int)
-            currency = currency_code(data.get("buyingCurrencyCode") or data.get("currencyCode"))
-            buying = data.get("buyingPrice")
-            cost = _minor_amount(buying, currency) if buying is not None else None
+        data = self.parse(Product, self.call_json(
+            "GET", f"/catalog/products/{quote(product_id, safe='')}"), what="catalog product")
+        if not isinstance(data.price, int):
+            raise self.malformed(f"catalog product {product_id}: price is no whole number")
+        with _parsing("catalog product"):
+            currency = currency_code(data.buyingCurrencyCode or data.currencyCode)
+            cost = None if data.buyingPrice is None else _minor_amount(data.buyingPrice, currency)
         if cost is not None and cost > expected_cost:
             raise SupplierError(
                 f"Kalixo product {product_id} now costs {cost} {currency}, more than the "
-                f"expected {expected_cost}; refresh the catalog", code="price_changed",
+                f"expected {expected_cost}; refresh the catalog", kind=Kind.REFUSED,
+                code="price_changed",
             )
-        return price
+        return data.price
 
     def submit_order(self, order: OrderRequest) -> OrderResult:
         try:
             body = self._order_body(order)
         except MoneyError as exc:
-            raise SupplierError(f"order cannot be priced ({exc})", code="request") from exc
-        # request() maps timeouts and 5xx after this POST to outcome_unknown=True
-        response = self._send("POST", "/orders", json_body=body)
+            raise SupplierError(f"order cannot be priced ({exc})", kind=Kind.REFUSED,
+                                code="request") from exc
+        response = self.call("POST", "/orders", json_body=body, order_write=True)
         if response.status_code == 409:
             logger.info("Kalixo v2: order already exists; looking it up by reference")
             found = self.lookup_order(order.client_reference)
             if found is None:
                 raise SupplierError(
-                    "Kalixo reported a duplicate order but cannot find it", retryable=True,
-                    outcome_unknown=True, status_code=409, code="Conflict",
+                    "Kalixo reported a duplicate order but cannot find it",
+                    kind=Kind.OUTCOME_UNKNOWN, cause=Kind.UNAVAILABLE, status_code=409,
+                    code="Conflict",
                 )
             return found
-        if not 200 <= response.status_code < 300:
-            raise self._error(response)
+        self.raise_for_response(response)
         data = read_json(response, outcome_unknown=True)
-        with _parsing("order answer", outcome_unknown=True,
-                      status_code=response.status_code):
-            result = self._order(_object(data, "order answer"))
+        answer = self.parse(Order, data, what="order answer", order_write=True)
+        with _parsing("order answer", outcome_unknown=True):
+            result = self._order(answer)
         if result.client_reference and result.client_reference != order.client_reference:
-            raise SupplierError("Kalixo answered with another order's reference",
-                                outcome_unknown=True, code="malformed")
+            raise self.malformed("an answer with another order's reference", order_write=True)
         return result
 
     def fetch_order(self, supplier_order_id: str, *,
                     order: OrderRequest | None = None) -> OrderResult:
-        response = self._send("GET", f"/orders/{quote(str(supplier_order_id), safe='')}")
-        if response.status_code != 200:
-            raise self._error(response)
-        data = read_json(response)
-        with _parsing("order", status_code=200):
-            return self._order(_object(data, "order"), fallback_id=str(supplier_order_id))
+        data = self.call_json("GET", f"/orders/{quote(str(supplier_order_id), safe='')}")
+        answer = self.parse(Order, data, what="order")
+        with _parsing("order"):
+            return self._order(answer, fallback_id=str(supplier_order_id))
 
     def lookup_order(self, client_reference: str, *,
                      order: OrderRequest | None = None) -> OrderResult | None:
-        response = self._send("GET", f"/orders/{quote(client_reference, safe='')}")
-        if response.status_code == 404 and self._is_documented_404(response):
+        response = self.call("GET", f"/orders/{quote(client_reference, safe='')}")
+        body = _json_or_none(response)
+        if response.status_code == 404 and isinstance(body, dict) \
+                and body.get("statusCode") == 404:  # Kalixo's own 404, not a proxy's page
             return None
-        if response.status_code != 200:
-            raise self._error(response)
+        self.raise_for_response(response)
         data = read_json(response)
-        with _parsing("order", status_code=200):
+        answer = self.parse(Order, data, what="order")
+        with _parsing("order"):
             # Without an orderId in the answer, the reference still finds the order later.
-            result = self._order(_object(data, "order"), fallback_id=client_reference)
+            result = self._order(answer, fallback_id=client_reference)
         # A numeric reference could match another order's orderId instead of ours.
         if result.client_reference and result.client_reference != client_reference:
             raise SupplierError(
                 "Kalixo found an order with another reference for this lookup",
-                code="ambiguous_reference",
+                kind=Kind.MALFORMED, code="ambiguous_reference",
             )
         return result
 
-    def _order(self, data: dict, fallback_id: str = "") -> OrderResult:
+    def _order(self, data: Order, fallback_id: str = "") -> OrderResult:
         """An order answer (202 on placing, 200 on polling) in the portal's terms."""
-        if data.get("orderId") is not None:
-            order_id = _identifier(data.get("orderId"), "orderId")
-        elif fallback_id:
-            order_id = fallback_id
-        else:
+        order_id = data.orderId or fallback_id
+        if not order_id:
             raise Malformed("missing orderId")
-        raw_status = _field(data, "status", str)
-        status = map_status(STATUSES, raw_status)
-        reference = data.get("externalOrderCode")
-        reference = "" if reference is None else _identifier(reference, "externalOrderCode")
-
+        status = map_status(STATUSES, data.status)
         codes: list[CodeInfo] = []
-        quantities = 0
         lines = []
-        for line in _field(data, "products", list, required=False, default=[]):
-            line = _object(line, "order line")
-            quantity = _field(line, "quantity", int, required=False)
-            quantities += quantity or 0
-            product_id = line.get("productId")
-            sku = "" if product_id is None else _identifier(product_id, "productId")
-            line_codes = self._codes(line, sku)
+        for line in data.products or []:
+            line_codes = self._codes(line)
             codes.extend(line_codes)
-            lines.append({"productId": sku, "price": line.get("price"), "quantity": quantity,
-                          "delivered": len(line_codes)})
-
-        delivered = _field(data, "delivered", int, required=False)
-        total = _field(data, "total", int, required=False)
-        if total is None and quantities:
-            total = quantities
+            lines.append({"productId": line.productId or "", "price": line.price,
+                          "quantity": line.quantity, "delivered": len(line_codes)})
+        quantities = sum(line.quantity or 0 for line in data.products or [])
+        total = data.total if data.total is not None else (quantities or None)
+        delivered = data.delivered
         if delivered is None and status != SupplierStatus.PROCESSING:
             delivered = len(codes)
-        message = str(data.get("reason") or data.get("message") or "")
-
-        if status == SupplierStatus.COMPLETED:
-            if "products" not in data:
-                raise Malformed("a completed order without products")
-            if total is not None and len(codes) != total:
-                # Completed without every code is not a success: a person must look.
-                status = SupplierStatus.UNKNOWN
-                message = f"completed, but {len(codes)} of {total} codes were sent"
-        elif status == SupplierStatus.PARTIALLY_COMPLETED and len(codes) != delivered:
+        if status == SupplierStatus.COMPLETED and data.products is None:
+            raise Malformed("a completed order without products")
+        status, why = settle_status(status, delivered=len(codes), ordered=total)
+        message = why or str(data.reason or data.message or "")
+        if status == SupplierStatus.PARTIALLY_COMPLETED and len(codes) != delivered:
             message = message or f"{len(codes)} codes sent for {delivered} delivered"
 
         details: dict[str, Any] = {"lines": lines} if lines else {}
-        wallet = data.get("wallet")
+        wallet = data.wallet
         if isinstance(wallet, dict) and isinstance(wallet.get("balances"), dict):
             details["wallet"] = {
                 str(cur): str(to_decimal(v)) for cur, v in wallet["balances"].items()
@@ -431,9 +410,9 @@ class KalixoV2(Adapter):
         return OrderResult(
             supplier_order_id=order_id,
             status=status,
-            raw_status=raw_status,
-            client_reference=reference,
-            estimated_ready_at=parse_timestamp(data.get("estimatedReadyAt")),
+            raw_status=data.status,
+            client_reference=data.externalOrderCode or "",
+            estimated_ready_at=parse_timestamp(data.estimatedReadyAt),
             codes=codes,
             delivered=delivered,
             total=total,
@@ -442,15 +421,11 @@ class KalixoV2(Adapter):
         )
 
     @staticmethod
-    def _codes(line: dict, sku: str) -> list[CodeInfo]:
+    def _codes(line: Line) -> list[CodeInfo]:
         """Codes from ``codes: [{code}]`` or the older ``pin: [{PIN}]`` (both accepted)."""
-        items = line.get("codes")
-        if items is None:
-            items = line.get("pin", line.get("PIN"))
-        if items is None:
-            return []
-        if not isinstance(items, list):
-            raise Malformed("codes is not a list")
+        sku = line.productId or ""
+        items = line.codes if line.codes is not None else line.pin if line.pin is not None \
+            else line.PIN or []
         codes = []
         for item in items:
             value = item
@@ -462,3 +437,10 @@ class KalixoV2(Adapter):
                 raise Malformed("a code entry has no code")
             codes.append(CodeInfo(code=value.strip(), sku=sku))
         return codes
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

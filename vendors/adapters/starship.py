@@ -23,18 +23,20 @@ from typing import Any
 
 import requests
 
-from portal.http import SupplierError, read_json, request
+from portal.http import Kind, SupplierError, read_json
 from portal.money import Money, MoneyError, currency_code, round_money, to_decimal
 from vendors.adapters.base import (
-    Adapter,
     BalanceInfo,
+    Capabilities,
     CodeInfo,
+    HttpAdapter,
     OrderRequest,
     OrderResult,
     ProductInfo,
     Quote,
     SupplierStatus,
     map_status,
+    settle_status,
 )
 
 API = "/api/v1"
@@ -59,12 +61,18 @@ STATUSES: dict[str, SupplierStatus] = {
 }
 
 
-class Starship(Adapter):
+class Starship(HttpAdapter):
     kind = "starship"
-    one_code_per_request = False
-    has_lookup = True
-    has_balances = True
+    label = "Starship Rewards"
+    name = "Starship"
+    capabilities = Capabilities(lookup_by_reference=True, balances=True, webhooks=True,
+                                order_listing=True)
     credential_fields = ("username", "password", "api_key", "api_secret")
+    credential_sets = (("api_key", "api_secret"), ("username", "password"))
+    refresh_after_401 = False
+
+    def uses_session(self) -> bool:
+        return not (self.credentials.get("api_key") and self.credentials.get("api_secret"))
 
     # ------------------------------------------------------------------ operations
 
@@ -87,9 +95,8 @@ class Starship(Adapter):
     def quote(self, order: OrderRequest) -> Quote | None:
         product_id, denomination = _product_and_denomination(order)
         body = {"denomination": denomination, "quantity": order.quantity}
-        response = self._call("POST", f"{API}/products/{product_id}/charges", body=body)
-        self._raise_for_status(response)
-        data = _object(read_json(response), "charges")
+        data = _object(self._json("POST", f"{API}/products/{product_id}/charges", body=body),
+                       "charges")
         details = data.get("charges_details") or {}
         if not isinstance(details, dict):
             raise _malformed("charges_details is not an object")
@@ -113,15 +120,15 @@ class Starship(Adapter):
     def submit_order(self, order: OrderRequest) -> OrderResult:
         product_id, denomination = _product_and_denomination(order)
         if order.quantity < 1:
-            raise SupplierError("quantity must be at least 1")
+            raise SupplierError("quantity must be at least 1", kind=Kind.REFUSED)
         body: dict[str, Any] = {
             "product_id": int(product_id) if product_id.isdigit() else product_id,
             "denomination": denomination,
             "quantity": order.quantity,
             "ref": order.client_reference,
         }
-        response = self._call(
-            "POST", f"{API}/orders", body=body,
+        response = self._send(
+            "POST", f"{API}/orders", body=body, order_write=True,
             headers={"Idempotency-Key": _idempotency_key(order.client_reference)},
         )
         if response.status_code == 409 or _is_duplicate_ref(response):
@@ -129,10 +136,10 @@ class Starship(Adapter):
             if found is None:
                 raise SupplierError(
                     "Starship reported a duplicate reference but no order was found",
-                    status_code=response.status_code, outcome_unknown=True,
+                    kind=Kind.OUTCOME_UNKNOWN, status_code=response.status_code,
                 )
             return found
-        self._raise_for_status(response)
+        self.raise_for_response(response)
         data = _object(read_json(response, outcome_unknown=True), "order", outcome_unknown=True)
         fallback = order.pay_with_currency or order.currency
         result = self._order_result(data, fallback_currency=fallback, outcome_unknown=True)
@@ -148,9 +155,7 @@ class Starship(Adapter):
 
     def fetch_order(self, supplier_order_id: str, *,
                     order: OrderRequest | None = None) -> OrderResult:
-        response = self._call("GET", f"{API}/orders/{supplier_order_id}")
-        self._raise_for_status(response)
-        data = _object(read_json(response), "order")
+        data = _object(self._json("GET", f"{API}/orders/{supplier_order_id}"), "order")
         # The order answer states its amount but not always its currency: the wallet we pay
         # from, which is the pay-with currency or the order's own.
         fallback = (order.pay_with_currency or order.currency) if order else ""
@@ -170,7 +175,7 @@ class Starship(Adapter):
             if page_number + 1 >= LOOKUP_MAX_PAGES:
                 raise SupplierError(
                     f"order not found in the newest {LOOKUP_MAX_PAGES * PAGE_LIMIT} orders; "
-                    "the supplier has not confirmed there is none", retryable=False,
+                    "the supplier has not confirmed there is none", kind=Kind.REFUSED,
                 )
         return None
 
@@ -190,22 +195,16 @@ class Starship(Adapter):
         if not isinstance(vouchers, list):
             raise _malformed("vouchers is not a list", outcome_unknown)
         codes = [_code(v) for v in vouchers]
-        status = map_status(STATUSES, raw_status)
-        message = ""
+        status, message = settle_status(map_status(STATUSES, raw_status), delivered=len(codes),
+                                        ordered=quantity)
         cost = self._cost(data, fallback_currency, outcome_unknown)
         cost_estimated = False
-        if status is SupplierStatus.CANCELLED and codes:
-            # cancelled after a partial delivery: the delivered codes stand, the rest refunded
-            status = SupplierStatus.PARTIALLY_COMPLETED
-            message = "cancelled after partial delivery; the undelivered part was refunded"
+        if status is SupplierStatus.PARTIALLY_COMPLETED:
             if cost is not None and quantity:
                 # the refund is not stated: the undelivered share of the amount, rounded
                 refund = round_money(cost.amount * (quantity - len(codes)) / quantity,
                                      cost.currency)
                 cost, cost_estimated = Money(cost.amount - refund, cost.currency), True
-        elif status is SupplierStatus.COMPLETED and quantity and len(codes) < quantity:
-            status = SupplierStatus.UNKNOWN
-            message = f"delivered with {len(codes)} of {quantity} vouchers"
         sub_status = data.get("sub_status") or data.get("subStatus") or ""
         return OrderResult(
             supplier_order_id=str(order_id),
@@ -319,26 +318,21 @@ class Starship(Adapter):
     # ------------------------------------------------------------------ paging
 
     def _page_lists(self, path: str, *, limit: int) -> Iterator[list]:
-        page = 1
-        while page <= MAX_PAGES:
-            response = self._call("GET", path, params={"page": page, "limit": limit})
-            self._raise_for_status(response)
+        def page(number: int) -> tuple[list, bool]:
+            response = self._send("GET", path, params={"page": number, "limit": limit})
+            self.raise_for_response(response)
             items = read_json(response)
             if not isinstance(items, list):
                 raise _malformed(f"{path} did not answer a list")
-            yield items
             has_more = response.headers.get("X-Has-More")
             total_pages = response.headers.get("X-Total-Pages")
             if has_more is not None:
-                more = has_more.strip().lower() == "true"
-            elif total_pages and total_pages.strip().isdigit():
-                more = page < int(total_pages)
-            else:
-                more = len(items) >= limit
-            if not more or not items:
-                return
-            page += 1
-        raise SupplierError(f"{path}: more than {MAX_PAGES} pages")
+                return items, has_more.strip().lower() == "true"
+            if total_pages and total_pages.strip().isdigit():
+                return items, number < int(total_pages)
+            return items, len(items) >= limit
+
+        return self.paged(page, max_pages=MAX_PAGES, what=path)
 
     def _pages(self, path: str, *, limit: int) -> Iterator[Any]:
         for items in self._page_lists(path, limit=limit):
@@ -346,28 +340,21 @@ class Starship(Adapter):
 
     # ------------------------------------------------------------------ HTTP and auth
 
-    def _call(self, method: str, path: str, *, params: dict | None = None,
-              body: dict | None = None, headers: dict[str, str] | None = None
-              ) -> requests.Response:
-        """One API call with the vendor's credentials; with JWT, one retry after a 401."""
+    def _send(self, method: str, path: str, *, params: dict | None = None,
+              body: dict | None = None, headers: dict[str, str] | None = None,
+              order_write: bool = False) -> requests.Response:
         data = _json_bytes(body) if body is not None else None
-        for attempt in (1, 2):
-            all_headers = {"Accept": "application/json", **(headers or {})}
-            if data is not None:
-                all_headers["Content-Type"] = "application/json"
-            all_headers.update(self._auth_headers(method, path, data or b""))
-            response = request(method, self.base_url + path, headers=all_headers,
-                               params=params, data=data)
-            if response.status_code == 401 and self._uses_jwt() and attempt == 1:
-                self.cache.delete(self._key("tokens"))
-                continue
-            return response
-        return response
+        if data is not None:
+            headers = {**(headers or {}), "Content-Type": "application/json"}
+        return self.call(method, path, params=params, data=data, headers=headers,
+                         order_write=order_write)
 
-    def _uses_jwt(self) -> bool:
-        return not (self.credentials.get("api_key") and self.credentials.get("api_secret"))
+    def _json(self, method: str, path: str, *, body: dict | None = None) -> Any:
+        response = self._send(method, path, body=body)
+        self.raise_for_response(response)
+        return read_json(response)
 
-    def _auth_headers(self, method: str, path: str, data: bytes) -> dict[str, str]:
+    def auth_headers(self, method: str, path: str, data: bytes) -> dict[str, str]:
         key, secret = self.credentials.get("api_key"), self.credentials.get("api_secret")
         if key and secret:
             headers = {"X-API-Key": key, "X-API-Secret": secret}
@@ -375,41 +362,39 @@ class Starship(Adapter):
                 headers.update(sign(secret, method, path, data))
             return headers
         if self.credentials.get("username") and self.credentials.get("password"):
-            return {"Authorization": f"Bearer {self._access_token()}"}
+            return self.bearer()
         raise SupplierError("Starship credentials need api_key + api_secret or "
-                            "username + password", code="E_CREDENTIALS")
+                            "username + password", kind=Kind.REFUSED, code="E_CREDENTIALS")
 
     def _key(self, name: str) -> str:
         return f"{self.kind}:{self.account}:{name}"
 
-    def _access_token(self) -> str:
-        tokens = self.cache.get(self._key("tokens"))
-        now = time.time()
-        if isinstance(tokens, dict) and tokens.get("access_token"):
-            lifetime = tokens.get("lifetime") or DEFAULT_ACCESS_TTL
-            if now < tokens["access_expires_at"] - min(60.0, lifetime / 4):
-                return tokens["access_token"]
-            if tokens.get("refresh_token") and now < tokens.get("refresh_expires_at", 0) - 5:
-                try:
-                    return self._token_request(
-                        "refresh", {"refresh_token": tokens["refresh_token"]}
-                    )
-                except SupplierError as exc:
-                    if exc.retryable:
-                        raise
-                    # refresh refused (rotated by another worker, revoked): log in again
-        return self._token_request(
-            "login", {"username": self.credentials["username"],
-                      "password": self.credentials["password"]},
-        )
+    def fresh_access(self, tokens: dict) -> str | None:
+        lifetime = tokens.get("lifetime") or DEFAULT_ACCESS_TTL
+        if tokens.get("access_token") and \
+                time.time() < tokens["access_expires_at"] - min(60.0, lifetime / 4):
+            return tokens["access_token"]
+        return None
+
+    def sent_token(self, tokens: dict) -> str | None:
+        return tokens.get("access_token")
+
+    def refresh(self, tokens: dict) -> str | None:
+        if tokens.get("refresh_token") and time.time() < tokens.get("refresh_expires_at", 0) - 5:
+            return self._token_request("refresh", {"refresh_token": tokens["refresh_token"]})
+        return None
+
+    def login(self) -> str:
+        return self._token_request("login", {"username": self.credentials["username"],
+                                             "password": self.credentials["password"]})
 
     def _token_request(self, action: str, body: dict) -> str:
-        response = request("POST", f"{self.base_url}{API}/auth/{action}",
-                           headers={"Content-Type": "application/json"},
-                           data=_json_bytes(body))
+        response = self.call("POST", f"{API}/auth/{action}", data=_json_bytes(body),
+                             headers={"Content-Type": "application/json"}, authenticate=False)
         if response.status_code >= 400:
             code, _ = _error_of(response)
             raise SupplierError(f"Starship {action} refused (HTTP {response.status_code})",
+                                kind=self.error(response, code).kind,
                                 status_code=response.status_code, code=code)
         data = _object(read_json(response), f"{action} answer")
         access, refresh = data.get("access_token"), data.get("refresh_token")
@@ -420,20 +405,18 @@ class Starship(Adapter):
         refresh_exp = _epoch(data.get("refresh_expires_at"), now + DEFAULT_REFRESH_TTL)
         if not isinstance(refresh, str) or not refresh:
             refresh, refresh_exp = "", access_exp
-        tokens = {"access_token": access, "refresh_token": refresh,
-                  "access_expires_at": access_exp, "refresh_expires_at": refresh_exp,
-                  "lifetime": max(1.0, access_exp - now)}
-        self.cache.set(self._key("tokens"), tokens, timeout=max(1.0, refresh_exp - now))
+        self.store_tokens({"access_token": access, "refresh_token": refresh,
+                           "access_expires_at": access_exp, "refresh_expires_at": refresh_exp,
+                           "lifetime": max(1.0, access_exp - now)}, expires_at=refresh_exp)
         return access
 
-    @staticmethod
-    def _raise_for_status(response: requests.Response) -> None:
+    def raise_for_response(self, response: requests.Response) -> None:
         if response.status_code < 400:
             return
         code, message = _error_of(response)
         raise SupplierError(
             f"Starship HTTP {response.status_code} {code or ''}: {message}".strip(),
-            status_code=response.status_code, code=code,
+            kind=self.error(response, code).kind, status_code=response.status_code, code=code,
         )
 
 
@@ -483,17 +466,20 @@ def _idempotency_key(reference: str) -> str:
 def _product_and_denomination(order: OrderRequest) -> tuple[str, Decimal]:
     product_id, _, suffix = str(order.product_id).partition(":")
     if not product_id:
-        raise SupplierError("order has no Starship product id")
+        raise SupplierError("order has no Starship product id", kind=Kind.REFUSED)
     if suffix and "-" not in suffix:
         try:
             fixed = to_decimal(suffix)
         except MoneyError as exc:
-            raise SupplierError(f"malformed Starship product id {order.product_id!r}") from exc
+            raise SupplierError(f"malformed Starship product id {order.product_id!r}",
+                                kind=Kind.REFUSED) from exc
         if order.denomination is not None and to_decimal(order.denomination) != fixed:
-            raise SupplierError("denomination does not match the product's fixed value")
+            raise SupplierError("denomination does not match the product's fixed value",
+                                kind=Kind.REFUSED)
         return product_id, fixed
     if order.denomination is None:
-        raise SupplierError("an open-range Starship product needs a denomination")
+        raise SupplierError("an open-range Starship product needs a denomination",
+                            kind=Kind.REFUSED)
     return product_id, to_decimal(order.denomination)
 
 
@@ -593,5 +579,6 @@ def _object(data: Any, what: str, outcome_unknown: bool = False) -> dict:
 
 
 def _malformed(message: str, outcome_unknown: bool = False) -> SupplierError:
-    return SupplierError(f"Starship sent a malformed answer: {message}",
-                         outcome_unknown=outcome_unknown)
+    error = SupplierError(f"Starship sent a malformed answer: {message}", kind=Kind.MALFORMED,
+                          code="malformed")
+    return error.after_write() if outcome_unknown else error
