@@ -2,7 +2,8 @@
 
 ``make bench`` runs them all with ``VAR_DIR=var/bench``; ``make bench ARGS=polling`` runs one,
 ``make bench ARGS="polling --orders 100 --arrival 20"`` a smaller one,
-``make bench ARGS="order_list --rows 100000"`` the order list on fewer orders.
+``make bench ARGS="order_list --rows 100000"`` the order list on fewer orders,
+``make bench ARGS=webhooks`` the Starship webhook lag alone.
 """
 
 import argparse
@@ -14,6 +15,7 @@ from benchmarks import harness
 SCENARIOS = {
     "polling": "benchmarks.polling",
     "order_list": "benchmarks.order_list",
+    "webhooks": "benchmarks.webhooks",
 }
 
 

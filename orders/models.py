@@ -230,3 +230,26 @@ class SpendLimit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} · {self.currency}"
+
+
+class SupplierEvent(models.Model):
+    """A supplier's webhook event already received, so a repeated delivery (the supplier
+    retries until it hears 2xx, and may send twice anyway) is recognised and ignored.
+    Holds no part of the event's body. See orders.webhooks."""
+
+    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="+")
+    event_id = models.CharField(max_length=128)
+    name = models.CharField(max_length=64, blank=True)
+    supplier_order_id = models.CharField(max_length=100, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["vendor", "event_id"],
+                                    name="supplier_event_once_per_vendor"),
+        ]
+        indexes = [models.Index(fields=["received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.vendor_id}:{self.event_id}"

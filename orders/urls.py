@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orders import views
+from orders import views, webhooks
 
 app_name = "orders"
 
@@ -24,4 +24,5 @@ urlpatterns = [
     path("vendor-orders/<int:pk>/resolve/", views.vendor_order_resolve,
          name="vendor_order_resolve"),
     path("vouchers/<uuid:pk>/reveal/", views.voucher_reveal, name="voucher_reveal"),
+    path("webhooks/starship/<int:vendor_id>/", webhooks.starship, name="starship_webhook"),
 ]

@@ -29,9 +29,10 @@ TWO_FACTOR_PERMISSIONS = ("orders.approve_order", "orders.reveal_codes", "orders
 RECOVERY_CODE_COUNT = 10
 PASSWORD_AT = "twofactor.password_at"
 AUTHENTICATOR_AT = "twofactor.authenticator_at"
-# Pages a signed-in user reaches before the second factor: to give it, or to leave.
+# Pages a signed-in user reaches before the second factor: to give it, or to leave; and the
+# public endpoints, which a session neither opens nor closes.
 EXEMPT_VIEWS = frozenset({"admin:login", "admin:logout", "twofactor:verify", "twofactor:enrol",
-                          "healthz"})
+                          "healthz", "orders:starship_webhook"})
 
 
 def requires_two_factor(user) -> bool:

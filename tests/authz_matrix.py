@@ -87,6 +87,9 @@ PORTAL = {
     "orders/<int:pk>/reject/": post_only(ALL_ORDERS),
     # Settle a supplier order of unknown outcome: who may resolve it and sees its order.
     "vendor-orders/<int:pk>/resolve/": post_only(SUPERUSER, gate=VIEW_ORDER),
+    # A supplier's webhook: no login; a POST is answered by its signature alone (the matrix's
+    # bare POST is refused, signed or not by any user), a GET is 405 for everyone.
+    "webhooks/starship/<int:vendor_id>/": Rule(get_405=EVERYONE, public=True),
 }
 
 # Which fixture order the order pages use.

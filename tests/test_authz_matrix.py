@@ -34,6 +34,7 @@ from portal.roles import ROLES, role_group
 from tests import authz_matrix as matrix
 from tests.auth import log_in
 from vendors.models import Balance, LedgerEntry, Product, Vendor
+from vendors.services import vendor_set_credentials
 
 pytestmark = pytest.mark.django_db
 
@@ -60,6 +61,7 @@ class World:
     objects: dict[str, object]  # admin model path -> the object its pages show
     voucher: Voucher
     product: Product
+    starship: Vendor  # with a webhook secret: its endpoint checks signatures
 
 
 def make_order(placer, product, status, vo_status, *, codes=0, quantity=1, **vo_fields):
@@ -134,8 +136,11 @@ def world(django_user_model) -> World:
         "otp_totp/totpdevice": TOTPDevice.objects.create(user=placer, name="phone"),
         "otp_static/staticdevice": StaticDevice.objects.create(user=placer, name="backup"),
     }
+    starship = Vendor.objects.create(name="Matrix Starship", kind="starship",
+                                     base_url="https://starship.invalid")
+    vendor_set_credentials(vendor=starship, credentials={"webhook_secret": "matrix-secret"})
     return World(users=users, orders=orders, objects=objects,
-                 voucher=completed.vouchers.get(), product=product)
+                 voucher=completed.vouchers.get(), product=product, starship=starship)
 
 
 @pytest.fixture
@@ -204,6 +209,8 @@ def urls_of(route: str, world: World) -> list[tuple[str, str]]:
         values["pk"] = str(world.orders[matrix.ORDER_FOR[route]].pk)
     elif route.startswith("vendor-orders/<int:pk>"):
         values["pk"] = str(world.orders["stuck"].vendor_orders.get().pk)
+    if route.startswith("webhooks/starship/"):
+        values["vendor_id"] = str(world.starship.pk)
 
     def fill(match: re.Match) -> str:
         return values[match.group(1)]
@@ -233,6 +240,8 @@ def outcome(route: str, response) -> str:
         return "allowed"
     if status >= 500:
         return f"error {status}"
+    if route.startswith("webhooks/") and status in (400, 401):  # refused by the signature
+        return "refused"
     if status == 302 and response["Location"].startswith(LOGIN):
         return "login"
     return {403: "refused", 404: "not found", 405: "405"}.get(status, "allowed")

@@ -12,6 +12,8 @@ Control API (tests and demos; not part of any supplier's API):
   GET      /_sandbox/{supplier}/orders?account=    the supplier-side orders
   GET      /_sandbox/{supplier}/charges?account=   what each order was charged (net of
                                                    refunds) and the account's balances
+  GET      /_sandbox/{supplier}/webhooks?account=  the webhook events sent, with each attempt
+                                                   (suppliers that send webhooks: Starship)
   POST     /_sandbox/reset                         forget everything
   GET      /_sandbox/health
 
@@ -92,6 +94,14 @@ def charges(request: Request, supplier: str) -> Response:
     if not request.query.get("account"):
         return Response(400, {"error": "account is required"})
     return Response(200, module.charged(request.query["account"]))
+
+
+@control.route("GET", "/_sandbox/{supplier}/webhooks")
+def webhooks(request: Request, supplier: str) -> Response:
+    module = MODULES.get(supplier)
+    if module is None or not hasattr(module, "webhook_deliveries"):
+        return Response(404, {"error": f"{supplier} sends no webhooks"})
+    return Response(200, module.webhook_deliveries(request.query.get("account")))
 
 
 def _read_fault(request: Request, faults: dict) -> bool:

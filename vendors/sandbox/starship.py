@@ -22,6 +22,19 @@ Test products (everything else in the catalogue delivers at once):
   1006 partial then CANCELLED (about 3 s), the undelivered part refunded
   1007 PENDING then CANCELLED / REFUNDED (about 2 s)     1008 PENDING then FAILED / REFUNDED (1 s)
   1009 instant JPY 1000/3000 (no minor unit)        1010 instant INR 500/1000, paid from USD (FX)
+
+Webhooks, as documented: when the account's control document names ``webhook_url`` and
+``webhook_secret`` (e.g. POST /_sandbox/starship/faults/sk_test_abc {"webhook_url": "http://...",
+"webhook_secret": "whsec"}), every order placed afterwards is followed by a background thread
+of the serving process, which sends ``order.created`` and then ``order.pending``,
+``order.delivered``, ``order.partially_delivered`` and ``order.cancelled`` as the order reaches
+those statuses (PLACED, PROCESSING and FAILED have no documented event). Each delivery is a
+POST of ``{"id": "evt_...", "event", "created_at", "data": <the order as GET /orders/{id}
+answers it, vouchers included>}`` signed with ``X-Timestamp`` and ``X-Signature`` = hex
+HMAC-SHA256(secret, timestamp + "." + body); an answer other than 2xx (or none) is retried
+after 30 s, 2 min, 10 min, 1 h and 6 h, or after the seconds listed in ``webhook_retries``.
+Every attempt is recorded: GET /_sandbox/starship/webhooks?account= lists them. The threads
+live in the serving process: a restart forgets the deliveries still to make.
 """
 
 import hashlib
@@ -30,10 +43,13 @@ import json
 import math
 import re
 import secrets
+import threading
 import time
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
+
+import requests
 
 from vendors.sandbox import core
 from vendors.sandbox.core import Request, Response, Router
@@ -618,6 +634,10 @@ def create_order(request: Request) -> Response:
         answer["vouchers"] = []  # vouchers are read with GET /api/v1/orders/{id}
         core.put(f"starship_idem:{account}", key, {"status": 200, "body": answer,
                                                    "at": time.time()})
+    hooks = _webhook_settings(account)
+    if hooks:
+        threading.Thread(target=_follow, args=(account, order_id, hooks), daemon=True,
+                         name=f"starship-webhooks-{order_id}").start()
     return Response(200, answer)
 
 
@@ -684,5 +704,91 @@ def list_orders(account: str | None) -> list[dict]:
                            "sub_status": o["sub_status"], "quantity": o["quantity"],
                            "delivered": len(o["vouchers"]), "product_id": o["product_id"],
                            "amount": o["amount"], "currency": o["currency"],
-                           "refunded": o.get("refunded", ""), "account": name})
+                           "refunded": o.get("refunded", ""), "account": name,
+                           "delivered_at": _delivered_at(o)})
     return result
+
+
+def _delivered_at(order: dict) -> float | None:
+    """When (epoch seconds) the order's last voucher became readable; None until then."""
+    if len(order["vouchers"]) < order["quantity"]:
+        return None
+    full = next(s for s in TIMELINES[order["behaviour"]] if s[3] == 1)
+    return order["placed"] + full[0]
+
+
+# ---------------------------------------------------------------- webhooks
+
+WEBHOOK_RETRIES = (30, 120, 600, 3600, 6 * 3600)
+WEBHOOK_EVENTS = {"PENDING": "order.pending", "DELIVERED": "order.delivered",
+                  "PARTIALLY_DELIVERED": "order.partially_delivered",
+                  "CANCELLED": "order.cancelled"}
+WEBHOOK_TIMEOUT = 10
+
+
+def _webhook_settings(account: str) -> dict | None:
+    settings = core.faults(SUPPLIER, account)
+    if not settings.get("webhook_url") or not settings.get("webhook_secret"):
+        return None
+    retries = settings.get("webhook_retries")
+    return {"url": str(settings["webhook_url"]), "secret": str(settings["webhook_secret"]),
+            "retries": [float(r) for r in retries] if isinstance(retries, list)
+            else list(WEBHOOK_RETRIES)}
+
+
+def _follow(account: str, order_id: int, hooks: dict) -> None:
+    """Send the order's events as its timeline reaches them (a thread per order)."""
+    order = _advance(account, order_id)
+    _emit(account, order, "order.created", hooks)
+    sent = set()
+    for offset, *_ in TIMELINES[order["behaviour"]]:
+        time.sleep(max(0.0, order["placed"] + offset - time.time()))
+        current = _advance(account, order_id)
+        name = WEBHOOK_EVENTS.get(current["status"])
+        if name and name not in sent:
+            sent.add(name)
+            _emit(account, current, name, hooks)
+
+
+def _emit(account: str, order: dict, name: str, hooks: dict) -> None:
+    event_id = "evt_" + secrets.token_hex(12)
+    body = json.dumps({
+        "id": event_id, "event": name, "created_at": _iso(time.time()),
+        "data": _view(order, newer=True, with_vouchers=True),
+    }).encode()
+    with core.transaction():
+        core.put(f"starship_webhooks:{account}", event_id, {
+            "event_id": event_id, "event": name, "order_id": order["id"],
+            "occurred_at": time.time(), "attempts": [],
+        })
+    threading.Thread(target=_deliver, args=(account, event_id, body, hooks), daemon=True,
+                     name=f"starship-webhook-{event_id}").start()
+
+
+def _deliver(account: str, event_id: str, body: bytes, hooks: dict) -> None:
+    """POST one event until it is answered 2xx or the retries run out."""
+    for wait in [0.0, *hooks["retries"]]:
+        time.sleep(wait)
+        timestamp = str(int(time.time()))
+        signature = hmac.new(hooks["secret"].encode(), timestamp.encode() + b"." + body,
+                             hashlib.sha256).hexdigest()
+        try:
+            answer = requests.post(hooks["url"], data=body, timeout=WEBHOOK_TIMEOUT, headers={
+                "Content-Type": "application/json", "X-Timestamp": timestamp,
+                "X-Signature": signature,
+            }).status_code
+        except requests.RequestException as exc:
+            answer = type(exc).__name__
+        with core.transaction():
+            doc = core.get(f"starship_webhooks:{account}", event_id)
+            doc["attempts"].append({"at": time.time(), "answer": answer})
+            core.put(f"starship_webhooks:{account}", event_id, doc)
+        if isinstance(answer, int) and 200 <= answer < 300:
+            return
+
+
+def webhook_deliveries(account: str | None) -> list[dict]:
+    """Every event sent for ``account`` (every account when None), oldest first, with each
+    attempt's time and answer: the control API's ``webhooks``."""
+    accounts = [account] if account else [a["account"] for a in core.all_docs("starship_accounts")]
+    return [doc for name in accounts for doc in core.all_docs(f"starship_webhooks:{name}")]
