@@ -5,9 +5,14 @@ from django import forms
 from django.contrib import admin, messages
 
 from vendors import jobs
-from vendors.adapters import ADAPTERS, adapter_class
 from vendors.models import Balance, LedgerEntry, Product, Vendor
-from vendors.services import can_see_ledger, vendor_delete, vendor_save, vendor_set_credentials
+from vendors.services import (
+    can_see_ledger,
+    missing_credentials,
+    vendor_delete,
+    vendor_save,
+    vendor_set_credentials,
+)
 
 
 class VendorForm(forms.ModelForm):
@@ -39,7 +44,7 @@ class VendorForm(forms.ModelForm):
         ):
             raise forms.ValidationError("Enter a JSON object of strings.")
         kind = self.data.get("kind") or getattr(self.instance, "kind", "")
-        if kind in ADAPTERS and (missing := adapter_class(kind).missing_credentials(value)):
+        if missing := missing_credentials(kind=kind, credentials=value):
             raise forms.ValidationError(f"These credentials lack {', '.join(missing)}.")
         return value
 

@@ -15,7 +15,7 @@ from portal import audit
 from portal.http import Budget, SupplierError
 from portal.money import MoneyError
 from vendors import ledger
-from vendors.adapters import adapter_class
+from vendors.adapters import ADAPTERS, adapter_class
 from vendors.adapters.base import Adapter, ProductInfo
 from vendors.credentials import open_credentials, seal_credentials
 from vendors.models import Balance, Product, Vendor
@@ -46,6 +46,14 @@ def adapter_for(vendor: Vendor) -> Adapter:
 
 
 @transaction.atomic
+def missing_credentials(*, kind: str, credentials: dict[str, str]) -> list[str]:
+    """The fields a supplier of ``kind`` needs that ``credentials`` lacks (none for an unknown
+    kind: the form's own choice field refuses that)."""
+    if kind not in ADAPTERS:
+        return []
+    return adapter_class(kind).missing_credentials(credentials)
+
+
 def vendor_set_credentials(*, vendor: Vendor, credentials: dict[str, str], actor=None) -> Vendor:
     """Store new credentials encrypted; the audit row names the fields, never their values."""
     if vendor.pk is None:
