@@ -108,7 +108,7 @@ def run_once(name: str, *, var_dir, sandbox_url: str, user, schedule: list[Plann
     from django.db.models import Min
     from rq import Worker
 
-    from orders import services
+    from orders import dispatch, pricing, services
     from orders.models import Order, VendorOrder, Voucher
     from vendors.models import Product
 
@@ -117,7 +117,7 @@ def run_once(name: str, *, var_dir, sandbox_url: str, user, schedule: list[Plann
     burst_at = schedule[len(schedule) // 2].at if faults else None
     products = {p.supplier_product_id: p for p in Product.objects.filter(vendor=vendor)}
     open_orders = VendorOrder.objects.filter(vendor=vendor, attention="").exclude(
-        status__in=services.FINAL
+        status__in=VendorOrder.Status.FINAL
     )
     options = {}
     if fixed_interval:
@@ -147,11 +147,11 @@ def run_once(name: str, *, var_dir, sandbox_url: str, user, schedule: list[Plann
                               timeout=10).raise_for_status()
             while placed < len(schedule) and schedule[placed].at <= now:
                 item = schedule[placed]
-                services.place_order(user=user, lines=[services.LineRequest(
+                services.place_order(user=user, lines=[pricing.LineRequest(
                     product=products[item.product], quantity=item.quantity)])
                 placed += 1
             if now >= next_dispatch:
-                services.dispatch_due()
+                dispatch.dispatch_due()
                 next_dispatch = now + DISPATCH_INTERVAL
                 workers.check()
                 if placed == len(schedule) and not open_orders.exists():

@@ -135,8 +135,9 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
     from django.contrib.auth import get_user_model
     from rq import Worker
 
-    from orders import services
+    from orders import dispatch, services
     from orders.models import VendorOrder
+    from orders.pricing import LineRequest
     from vendors.models import Product
 
     logging.getLogger("portal.http").setLevel(logging.WARNING)
@@ -162,7 +163,7 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
             time.sleep(0.2)
         open_orders = VendorOrder.objects.filter(
             vendor__in=[r.vendor for r in results], attention=""
-        ).exclude(status__in=services.FINAL)
+        ).exclude(status__in=VendorOrder.Status.FINAL)
         start, placed, next_dispatch = time.monotonic(), 0, 0.0
         deadline = ARRIVAL + POLL_EVERY * 3 + 30
         while True:
@@ -170,11 +171,11 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
             while placed < len(plan) and plan[placed][0] <= now:
                 _, product, quantity = plan[placed]
                 for r in results:
-                    services.place_order(user=user, lines=[services.LineRequest(
+                    services.place_order(user=user, lines=[LineRequest(
                         product=products[(r.name, product)], quantity=quantity)])
                 placed += 1
             if now >= next_dispatch:
-                services.dispatch_due()
+                dispatch.dispatch_due()
                 next_dispatch = now + DISPATCH_INTERVAL
                 workers.check()
                 if placed == len(plan) and not open_orders.exists():

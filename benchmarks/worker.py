@@ -34,9 +34,9 @@ def main() -> None:
 
     django.setup()
     if args.fixed_interval:
-        from orders import services
+        from orders import fulfilment
 
-        services._next_poll = fixed_clock(args.fixed_interval, args.origin or time.time())
+        fulfilment._next_poll = fixed_clock(args.fixed_interval, args.origin or time.time())
     call_command("rqworker", *args.queues)
 
 

@@ -7,6 +7,7 @@ from django.http import Http404
 from django.template.response import TemplateResponse
 
 from orders import selectors, services, spend
+from orders.errors import OrderError
 from orders.models import Order, OrderLine, SpendLimit, VendorOrder, Voucher
 from portal import twofactor
 from portal.money import MoneyError, currency_code
@@ -159,7 +160,7 @@ class VendorOrderAdmin(ScopedAdmin):
             try:
                 services.repoll_now(vendor_order=vendor_order, user=request.user)
                 messages.success(request, f"{vendor_order.client_reference}: asked again.")
-            except services.OrderError as exc:
+            except OrderError as exc:
                 messages.error(request, f"{vendor_order.client_reference}: {exc.message}")
             except PermissionDenied as exc:
                 messages.error(request, f"{vendor_order.client_reference}: {exc}")
@@ -188,7 +189,7 @@ class VendorOrderAdmin(ScopedAdmin):
                 services.resolve_unknown(vendor_order=vendor_order, user=request.user,
                                          absent=True)
                 messages.success(request, f"{vendor_order.client_reference}: sent again.")
-            except services.OrderError as exc:
+            except OrderError as exc:
                 messages.error(request, f"{vendor_order.client_reference}: {exc.message}")
             except PermissionDenied as exc:
                 messages.error(request, f"{vendor_order.client_reference}: {exc}")
@@ -209,7 +210,7 @@ class VendorOrderAdmin(ScopedAdmin):
                     vendor_order=vendor_order, user=request.user,
                     supplier_order_id=form.cleaned_data["supplier_order_id"],
                 )
-            except services.OrderError as exc:
+            except OrderError as exc:
                 form.add_error("supplier_order_id", exc.message)
             else:
                 messages.success(request, f"{vendor_order.client_reference}: attached to "

@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from orders import services
 from orders.custody import open_voucher
 from orders.models import Order, Voucher
+from orders.pricing import codes
 from portal import audit
 
 COLUMNS = ["order reference", "placed at", "vendor", "product", "SKU", "face value",
@@ -52,7 +53,7 @@ def export_rows(*, orders_queryset: QuerySet[Order], user) -> Iterator[list[str]
         one = single if order_count == 1 else None
         audit.record(
             action=audit.Action.EXPORTED, target=one, actor=user, order=one,
-            message=f"Exported {services.codes(code_count)} of {order_count} orders: "
+            message=f"Exported {codes(code_count)} of {order_count} orders: "
             f"{', '.join(references)}",
             data={"orders": order_count, "codes": code_count, "order_ids": order_ids,
                   "references": references},

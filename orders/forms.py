@@ -4,14 +4,11 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from orders import selectors, services
+from orders import pricing, selectors, services
+from orders.errors import OrderError
 from orders.models import Order
 from portal.forms import bounded_date_field, currency_code
-from vendors.adapters import kinds_with
 from vendors.models import Product, Vendor
-
-# The only supplier API that settles an order in another currency than the product's.
-PAY_WITH_KINDS = kinds_with("pay_with_currency")
 
 
 class ProductChoiceField(forms.ModelChoiceField):
@@ -51,7 +48,7 @@ class OrderForm(forms.Form):
     purchase_order = forms.CharField(max_length=64, required=False,
                                      label="Purchase-order number")
 
-    quote: selectors.Quote | None = None
+    quote: pricing.Quote | None = None
 
     def __init__(self, *args, user=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -63,9 +60,9 @@ class OrderForm(forms.Form):
     def clean_pay_with_currency(self) -> str:
         return self.cleaned_data["pay_with_currency"].strip().upper()
 
-    def line_request(self) -> services.LineRequest:
+    def line_request(self) -> pricing.LineRequest:
         data = self.cleaned_data
-        return services.LineRequest(
+        return pricing.LineRequest(
             quantity=data["quantity"], product=data.get("product"),
             brand=data.get("brand", "").strip(), face_value=data.get("face_value"),
             currency=data.get("currency", ""), pay_with_currency=data.get("pay_with_currency", ""),
@@ -79,31 +76,10 @@ class OrderForm(forms.Form):
             self.add_error("product", "Choose a product, or a brand and a face value.")
             return data
         try:
-            self.quote = selectors.quote(self.line_request(), user=self.user)
-        except services.OrderError as exc:
+            self.quote = pricing.quote(self.line_request(), user=self.user)
+        except OrderError as exc:
             self.add_error(exc.field if exc.field in self.fields else None, exc.message)
-            return data
-        self._check_pay_with(self.quote.line.product, data.get("pay_with_currency", ""))
         return data
-
-    def _check_pay_with(self, product: Product, pay_with: str) -> None:
-        vendor = product.vendor
-        if vendor.kind not in PAY_WITH_KINDS:
-            if pay_with:
-                self.add_error("pay_with_currency", f"{vendor} does not take a pay-with "
-                                                    "currency: leave it empty.")
-            return
-        held = selectors.balance_currencies(vendor)
-        if not held:
-            return  # balances not synced yet: the supplier has the last word
-        if pay_with and pay_with not in held:
-            self.add_error("pay_with_currency", f"{vendor} cannot settle in {pay_with}: it "
-                                                f"holds balances in {', '.join(held)}.")
-        elif not pay_with and product.cost_currency not in held:
-            self.add_error("pay_with_currency", f"{vendor} cannot settle "
-                                                f"{product.cost_currency} orders without a "
-                                                f"pay-with currency: choose one of "
-                                                f"{', '.join(held)}.")
 
 
 class RejectForm(forms.Form):

@@ -1,3 +1,4 @@
+import enum
 import uuid
 
 from django.conf import settings
@@ -19,6 +20,14 @@ class Order(models.Model):
         CANCELLED = "cancelled"
         NEEDS_ATTENTION = "needs_attention"
         REJECTED = "rejected"
+
+        # Sets of statuses (nonmember: in an enum's body every other name becomes a member).
+        # Open: still moving without a person; the order page refreshes itself.
+        OPEN = enum.nonmember(frozenset({PENDING_APPROVAL, QUEUED, IN_PROGRESS}))
+        # Not released to its suppliers: nothing of it may be sent.
+        UNRELEASED = enum.nonmember(frozenset({PENDING_APPROVAL, REJECTED, CANCELLED}))
+        # Nothing sent yet, and it may still be: it can be cancelled.
+        UNSENT = enum.nonmember(frozenset({PENDING_APPROVAL, QUEUED}))
 
     reference = models.CharField(max_length=32, unique=True)
     status = models.CharField(
@@ -117,6 +126,12 @@ class VendorOrder(models.Model):
         FAILED = "failed"
         CANCELLED = "cancelled"
         UNKNOWN = "unknown"  # outcome not learned: reconcile, never resend blindly
+
+        # Sets of statuses (nonmember: in an enum's body every other name becomes a member).
+        OPEN = enum.nonmember(frozenset({CREATED, SENDING, PROCESSING, UNKNOWN}))
+        FINAL = enum.nonmember(frozenset({COMPLETED, PARTIALLY_COMPLETED, FAILED, CANCELLED}))
+        # Sent, outcome not learned: a person may settle it (orders.services.resolve_unknown).
+        UNRESOLVED = enum.nonmember(frozenset({UNKNOWN, SENDING}))
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="vendor_orders")
     line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="vendor_orders")

@@ -1,11 +1,16 @@
-"""Reads for the staff pages: which orders a person sees, search, filters, catalog, quotes.
+"""Reads for the staff pages: which orders a person sees, search, filters, the catalog.
 
 Every list function returns a QuerySet whose related rows are fetched up front, so a page
-runs the same number of queries whatever the number of rows on it.
+runs the same number of queries whatever the number of rows on it. Reads only: nothing here
+writes or calls a supplier.
+
+Dependency order of the engine (each imports only those before it): models, errors ->
+selectors -> pricing -> dispatch, fulfilment -> services. Selectors import no other engine
+module.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -27,16 +32,13 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from orders import services, spend
 from orders.models import Order, OrderLine, VendorOrder, Voucher
+from portal.access import is_portal_user
 from portal.audit import ACCESS_ACTIONS
 from portal.crypto import default_keyring
 from portal.models import AuditEvent
 from vendors.models import Balance, LedgerEntry, Product, Vendor
 
-OPEN_ORDER_STATUSES = (
-    Order.Status.PENDING_APPROVAL, Order.Status.QUEUED, Order.Status.IN_PROGRESS,
-)
 # Columns the order list may be sorted by: URL name -> model field. None of them is ever
 # NULL, and every sort ends with the id, so that (sort value, id) orders the rows strictly:
 # the order list pages by seeking past the last row's pair (see order_page).
@@ -54,12 +56,14 @@ DEFAULT_ORDER_SORT = "-placed"
 # Orders
 
 
-can_see_all_orders = services.can_see_all_orders
+def can_see_all_orders(user) -> bool:
+    """Approvers (and superusers) see every order; everyone else only their own."""
+    return is_portal_user(user) and user.has_perm("orders.approve_order")
 
 
 def visible_orders(user, orders: QuerySet[Order] | None = None) -> QuerySet[Order]:
     """Of ``orders`` (all by default), those ``user`` sees: approvers (and superusers) see
-    every order; everyone else only their own (the rule: services.can_view_order)."""
+    every order; everyone else only their own (the rule: can_see_all_orders)."""
     orders = Order.objects.all() if orders is None else orders
     if can_see_all_orders(user):
         return orders
@@ -311,13 +315,6 @@ def order_detail(user, pk: int) -> Order:
     ).get(pk=pk)
 
 
-def vendor_orders_to_repoll(order: Order) -> list[VendorOrder]:
-    """The sent, open supplier orders waiting for a person, or else every sent, open one;
-    none for an order not approved (uses the order's prefetched supplier orders)."""
-    open_ = [vo for vo in order.vendor_orders.all() if services.repollable(order, vo)]
-    return [vo for vo in open_ if vo.attention] or open_
-
-
 def ledger_entries(order: Order) -> QuerySet[LedgerEntry]:
     return LedgerEntry.objects.filter(order=order).select_related(
         "balance", "vendor_order").order_by("created_at", "id")
@@ -347,13 +344,14 @@ def similar_recent_orders(*, product: Product, quantity: int,
     )
 
 
-def repeated_orders(*, user, line: services.PricedLine, since: datetime) -> list[Order]:
+def repeated_orders(*, user, product: Product, quantity: int, face_value: Decimal | None,
+                    since: datetime) -> list[Order]:
     """The user's own orders of the same product, quantity and face value placed since
     ``since`` (a second tab, or a second click on another confirmation page)."""
     return list(Order.objects.filter(
         placed_by=user, created_at__gte=since,
-        pk__in=OrderLine.objects.filter(product=line.product, quantity=line.quantity,
-                                        face_value=line.face_value).values("order_id"),
+        pk__in=OrderLine.objects.filter(product=product, quantity=quantity,
+                                        face_value=face_value).values("order_id"),
     ).exclude(status__in=(Order.Status.CANCELLED, Order.Status.REJECTED))[:5])
 
 
@@ -369,7 +367,7 @@ def balances() -> QuerySet[Balance]:
 
 
 def orders_in_flight(user, limit: int = 20) -> QuerySet[Order]:
-    return visible_orders(user).filter(status__in=OPEN_ORDER_STATUSES).select_related(
+    return visible_orders(user).filter(status__in=Order.Status.OPEN).select_related(
         "placed_by"
     )[:limit]
 
@@ -477,39 +475,3 @@ def brands() -> Sequence[str]:
 
 def balance_currencies(vendor: Vendor) -> list[str]:
     return sorted(Balance.objects.filter(vendor=vendor).values_list("currency", flat=True))
-
-
-# Quotes
-
-
-@dataclass(frozen=True)
-class Quote:
-    line: services.PricedLine
-    balance_available: Decimal | None
-    similar: list[Order]
-    repeats: list[Order] = field(default_factory=list)
-    approval_reasons: list[str] = field(default_factory=list)
-
-    @property
-    def balance_after(self) -> Decimal | None:
-        if self.balance_available is None:
-            return None
-        return self.balance_available - self.line.total
-
-
-def quote(request: services.LineRequest, user=None) -> Quote:
-    """Price a line as place_order would, with the balance it leaves and similar recent
-    orders; for a ``user``, also their own repeats of it and why it would wait for approval.
-    Raises services.OrderError for anything place_order would refuse."""
-    line = services.price_line(request)
-    balance = Balance.objects.filter(
-        vendor=line.product.vendor, currency=line.currency
-    ).first()
-    repeats, reasons = [], []
-    if user is not None:
-        repeats = repeated_orders(user=user, line=line, since=repeat_window_start())
-        reasons = spend.approval_reasons(user=user, currency=line.currency, total=line.total)
-    similar = list(similar_recent_orders(product=line.product, quantity=line.quantity).exclude(
-        pk__in=[o.pk for o in repeats])[:5])
-    return Quote(line=line, balance_available=balance.available if balance else None,
-                 similar=similar, repeats=repeats, approval_reasons=reasons)

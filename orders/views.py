@@ -15,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from orders import confirmations, exports, selectors, services
+from orders.errors import OrderError
 from orders.forms import (
     CatalogFilterForm,
     OrderFilterForm,
@@ -159,8 +160,10 @@ def _place(request: HttpRequest, form: OrderForm, token: str) -> HttpResponse:
     if placed is not None:
         return _already_placed(request, placed)
     # Another tab placed the same order after this page was shown: ask again, warned.
+    line = form.quote.line
     repeated = selectors.repeated_orders(
-        user=request.user, line=form.quote.line,
+        user=request.user, product=line.product, quantity=line.quantity,
+        face_value=line.face_value,
         since=max(confirmation.issued_at, selectors.repeat_window_start()),
     )
     if repeated:
@@ -173,7 +176,7 @@ def _place(request: HttpRequest, form: OrderForm, token: str) -> HttpResponse:
         )
     except services.AlreadyPlaced as exc:
         return _already_placed(request, exc.order)
-    except services.OrderError as exc:
+    except OrderError as exc:
         form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         return _order_form_page(request, form, status=400)
     messages.success(request, f"Order {order.reference} placed."
@@ -268,7 +271,7 @@ def _detail_context(request: HttpRequest, order: Order) -> dict:
     user = request.user
     return {
         "order": order,
-        "live": order.status in selectors.OPEN_ORDER_STATUSES,
+        "live": order.status in Order.Status.OPEN,
         "can_reveal": services.can_reveal(user, order),
         "can_export": services.can_export(user, order),
         "can_cancel": services.can_cancel(user, order),
@@ -319,7 +322,7 @@ def _act(request: HttpRequest, pk: int, action, done: str) -> HttpResponse:
     order = _visible_order(request, pk)
     try:
         action(order)
-    except services.OrderError as exc:
+    except OrderError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Order {order.reference} {done}.")
@@ -390,7 +393,7 @@ def vendor_order_resolve(request: HttpRequest, pk: int) -> HttpResponse:
                 supplier_order_id=data["supplier_order_id"]
                 if data["choice"] == ResolveForm.ATTACH else "",
             )
-        except services.OrderError as exc:
+        except OrderError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
             done = ("sent again" if data["choice"] == ResolveForm.RESEND

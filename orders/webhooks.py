@@ -28,8 +28,8 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from orders.dispatch import claim_and_enqueue
 from orders.models import SupplierEvent, VendorOrder
-from orders.services import claim_and_enqueue
 from portal import audit
 from vendors.adapters import starship_webhook
 from vendors.credentials import open_credentials

@@ -41,7 +41,6 @@ def check_orders() -> bool:
     """True when supplier orders are moving: none due for longer than HEALTH_ORDER_MAX_LAG,
     and none held by a job for longer than that plus the claim timeout."""
     from orders.models import VendorOrder
-    from orders.services import FINAL
 
     now = timezone.now()
     lag = timedelta(seconds=settings.HEALTH_ORDER_MAX_LAG)
@@ -49,7 +48,7 @@ def check_orders() -> bool:
     try:
         late = VendorOrder.objects.filter(
             Q(next_poll_at__lt=now - lag) | Q(next_poll_at__isnull=True, claimed_at__lt=now - held)
-        ).exclude(status__in=FINAL).exists()
+        ).exclude(status__in=VendorOrder.Status.FINAL).exists()
     except Exception:
         return False
     return not late

@@ -208,14 +208,14 @@ def work(redis_conn):
     import django_rq
     from rq import SimpleWorker
 
-    from orders import services
+    from orders import dispatch
 
     queues = [django_rq.get_queue(name) for name in ("orders", "polling", "sync", "default")]
 
     def run(done, timeout: float = 40.0, sweep: bool = False) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            services.sweep() if sweep else services.dispatch_due()
+            dispatch.sweep() if sweep else dispatch.dispatch_due()
             SimpleWorker(queues, connection=redis_conn).work(burst=True, with_scheduler=False)
             if done():
                 return

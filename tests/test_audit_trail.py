@@ -10,7 +10,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import ProtectedError
 from django.urls import reverse
 
-from orders import services
+from orders import pricing, services
 from orders.models import Order, VendorOrder
 from portal.models import AppendOnlyError, AuditEvent
 from portal.roles import role_group
@@ -64,7 +64,7 @@ def product(make_vendor):
 
 def place(user, product, quantity=1) -> Order:
     return services.place_order(
-        user=user, lines=[services.LineRequest(product=product, quantity=quantity)])
+        user=user, lines=[pricing.LineRequest(product=product, quantity=quantity)])
 
 
 # What is recorded

@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from orders import services
+from orders.errors import OrderError
 from orders.models import Order, VendorOrder
 from portal.models import AuditEvent
 from portal.roles import role_group
@@ -74,7 +75,7 @@ def test_it_sends_nothing_to_the_supplier_for_an_order_waiting_for_approval(
     log_in(client, operator)
     client.post("/admin/orders/vendororder/", {"action": "repoll_now", "index": 0,
                                                "_selected_action": [vo.pk]})
-    with pytest.raises(services.OrderError, match="not been sent"):
+    with pytest.raises(OrderError, match="not been sent"):
         services.repoll_now(vendor_order=vo, user=boss)
     # Even a supplier order made due by hand is not sent while its order waits.
     VendorOrder.objects.filter(pk=vo.pk).update(next_poll_at=timezone.now())
@@ -218,7 +219,7 @@ def test_it_refuses_an_approver_their_own_order(people, product):
     before = snapshot(mine)
     reject = partial(services.reject_order, reason="Too dear")
     for command in (services.approve_order, reject):
-        with pytest.raises(services.OrderError, match="someone other"):
+        with pytest.raises(OrderError, match="someone other"):
             command(order=mine, user=people["approver"])
     assert not services.can_approve(people["approver"], mine)
     assert not services.can_mark_reviewed(people["approver"], mine)

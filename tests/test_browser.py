@@ -21,7 +21,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 
-from orders import exports, services
+from orders import exports, pricing, services
 from orders.models import Order, Voucher
 from portal.crypto import normalise_code
 from portal.models import AuditEvent
@@ -370,7 +370,7 @@ def test_it_filters_and_searches_the_order_list(live_server, page,
     user = make_user(django_user_model, "boss", superuser=True)
 
     def place(vendor, quantity=1, **product):
-        line = services.LineRequest(product=Product.objects.get(vendor=vendor, **product),
+        line = pricing.LineRequest(product=Product.objects.get(vendor=vendor, **product),
                                     quantity=quantity)
         return services.place_order(user=user, lines=[line])
 

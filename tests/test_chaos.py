@@ -37,7 +37,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from rq import SimpleWorker, Worker
 
-from orders import services
+from orders import dispatch, pricing, services
 from orders.models import Order, VendorOrder, Voucher
 from portal.crypto import default_keyring
 from portal.models import AuditEvent
@@ -148,7 +148,7 @@ def choose_normal(vendor, rng: random.Random, count: int = 4) -> list[Product]:
 
 
 def open_vendor_orders():
-    return VendorOrder.objects.exclude(status__in=services.FINAL)
+    return VendorOrder.objects.exclude(status__in=VendorOrder.Status.FINAL)
 
 
 def run_engine(*, done, timeout: float, tick=None) -> float:
@@ -160,7 +160,7 @@ def run_engine(*, done, timeout: float, tick=None) -> float:
         elapsed = time.monotonic() - started
         if tick:
             tick(elapsed)
-        services.dispatch_due()
+        dispatch.dispatch_due()
         SimpleWorker(queues, connection=conn).work(
             burst=True, with_scheduler=False, logging_level="WARNING"
         )
@@ -200,7 +200,7 @@ class Disruption:
     def tick(self, elapsed: float) -> None:
         if elapsed - self.swept_at >= self.settings.ORDER_SWEEP_INTERVAL:
             self.swept_at = elapsed
-            services.sweep()
+            dispatch.sweep()
         if "flush" not in self.started and elapsed >= self.flush_at:
             self.stranded["flush"] = claims(VendorOrder.objects.filter(
                 next_poll_at__isnull=True, claimed_at__isnull=False))
@@ -290,10 +290,10 @@ def test_chaos_buys_once_stores_every_code_once_and_balances_every_ledger(
                  for where, low, high in TEST_PRODUCTS[kind]]
         catalog[kind] = (tests, [(p, 1, 3) for p in choose_normal(vendor, rng)])
 
-    def line(kind: str) -> services.LineRequest:
+    def line(kind: str) -> pricing.LineRequest:
         tests, normal = catalog[kind]
         product, low, high = rng.choice(normal if rng.random() < 0.5 else tests)
-        return services.LineRequest(product=product, quantity=rng.randint(low, high))
+        return pricing.LineRequest(product=product, quantity=rng.randint(low, high))
 
     usd = {kind: [p for p, _, _ in catalog[kind][0] + catalog[kind][1]
                   if p.cost_currency == "USD"] for kind in ("ezcards", "starship")}
@@ -302,7 +302,7 @@ def test_chaos_buys_once_stores_every_code_once_and_balances_every_ledger(
         kind = KINDS[i % len(KINDS)]
         lines = [line(kind)]
         if i % 10 == 2:  # an EZ Cards line and a Starship line in one USD order
-            lines = [services.LineRequest(product=rng.choice(usd[k]), quantity=rng.randint(1, 2))
+            lines = [pricing.LineRequest(product=rng.choice(usd[k]), quantity=rng.randint(1, 2))
                      for k in ("ezcards", "starship")]
         orders.append(services.place_order(user=orderer, lines=lines))
     assert len(orders) >= 200
@@ -347,7 +347,7 @@ def test_chaos_buys_once_stores_every_code_once_and_balances_every_ledger(
 
     # A person re-polls every supplier order that stopped for attention, faults now gone.
     flagged = list(
-        VendorOrder.objects.exclude(attention="").exclude(status__in=services.FINAL)
+        VendorOrder.objects.exclude(attention="").exclude(status__in=VendorOrder.Status.FINAL)
     )
     reasons = Counter(vo.attention.split(":")[0][:60] for vo in flagged)
     for vo in flagged:

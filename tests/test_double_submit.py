@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from orders import confirmations, services
+from orders import confirmations, pricing, services
 from orders.models import Order
 from portal.roles import role_group
 from tests.auth import log_in
@@ -84,7 +84,7 @@ def test_it_places_one_order_and_one_supplier_purchase_across_a_redis_flush(
 
 
 def test_it_refuses_a_second_order_with_the_same_token_in_the_database(offer, placer):
-    services.place_order(user=placer, lines=[services.LineRequest(product=offer, quantity=1)],
+    services.place_order(user=placer, lines=[pricing.LineRequest(product=offer, quantity=1)],
                          confirmation_token="a" * 32)
     with pytest.raises(IntegrityError), transaction.atomic():
         Order.objects.create(reference="VP-X", placed_by=placer, currency="GBP",
@@ -101,7 +101,7 @@ def test_it_places_one_order_when_the_same_confirmation_is_posted_at_once(
         try:
             barrier.wait()
             services.place_order(user=placer,
-                                 lines=[services.LineRequest(product=offer, quantity=1)],
+                                 lines=[pricing.LineRequest(product=offer, quantity=1)],
                                  confirmation_token="b" * 32)
             outcomes.append("placed")
         except services.AlreadyPlaced as exc:

@@ -3,7 +3,7 @@ HTTP with a real worker, then every debit against what the sandbox says it charg
 
 from decimal import Decimal
 
-from orders import services
+from orders import pricing, services
 from orders.models import Order, VendorOrder
 from tests.money import assert_money_reconciles
 from tests.test_order_flow import finished
@@ -34,7 +34,7 @@ FLOWS = {
 
 def place(vendor, user, where: dict, quantity: int, pay_with: str = "") -> Order:
     product = Product.objects.get(vendor=vendor, **where)
-    return services.place_order(user=user, lines=[services.LineRequest(
+    return services.place_order(user=user, lines=[pricing.LineRequest(
         product=product, quantity=quantity, pay_with_currency=pay_with)])
 
 
@@ -80,7 +80,7 @@ def test_it_settles_an_estimated_debit_with_the_next_balance_sync(sandbox_vendor
     # the catalog as last synced says a little more than Kalixo now charges
     Product.objects.filter(pk=product.pk).update(cost=product.cost + Decimal("0.50"))
     product.refresh_from_db()
-    order = services.place_order(user=orderer, lines=[services.LineRequest(
+    order = services.place_order(user=orderer, lines=[pricing.LineRequest(
         product=product, quantity=2)])
     work(finished(order), timeout=40)
     assert order.status == Order.Status.COMPLETED, order.vendor_orders.get().last_error

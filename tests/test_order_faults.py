@@ -10,9 +10,10 @@ import time
 import django_rq
 import pytest
 from django.contrib.auth.models import Permission
+from django.utils import timezone
 from rq.registry import StartedJobRegistry
 
-from orders import services
+from orders import dispatch, services
 from orders.models import Order, VendorOrder
 from portal.models import AuditEvent
 from portal.paths import BASE_DIR
@@ -89,7 +90,7 @@ def test_it_puts_a_malformed_or_unknown_answer_to_a_person_without_crash_looping
     order = place(vendor, orderer, 1, sku="KTEST-SLOW")
     work(lambda: order.vendor_orders.get().status == VendorOrder.Status.PROCESSING)
     set_faults(sandbox_url, "kalixo_v2", vendor.sandbox_account, {fault: 1})
-    VendorOrder.objects.filter(order=order).update(next_poll_at=services.timezone.now())
+    VendorOrder.objects.filter(order=order).update(next_poll_at=timezone.now())
 
     work(lambda: Order.objects.get(pk=order.pk).status == Order.Status.NEEDS_ATTENTION)
     vo = order.vendor_orders.get()
@@ -114,7 +115,7 @@ def test_it_buys_once_when_a_worker_is_killed_mid_submission(
     vendor = sandbox_vendor("kalixo_v2")
     set_faults(sandbox_url, "kalixo_v2", vendor.sandbox_account, {"latency": 3})
     order = place(vendor, orderer, 1, sku="KTEST-OK")
-    services.dispatch_due()
+    dispatch.dispatch_due()
     env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL}
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "rqworker", "orders", "--burst"], cwd=BASE_DIR, env=env,
@@ -149,7 +150,7 @@ def test_it_recovers_every_order_after_redis_is_emptied(
 ):
     vendor = sandbox_vendor("kalixo_v2")
     orders = [place(vendor, orderer, 1, sku="KTEST-OK") for _ in range(5)]
-    assert services.dispatch_due() == 0  # already claimed and queued on commit
+    assert dispatch.dispatch_due() == 0  # already claimed and queued on commit
     assert django_rq.get_queue("orders").count == 5
     redis_conn.flushdb()
 

@@ -5,7 +5,8 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Permission
 
-from orders import services
+from orders import pricing, services
+from orders.errors import OrderError
 from orders.models import Order, VendorOrder
 from portal.models import AuditEvent
 from tests.conftest import sandbox_get
@@ -21,7 +22,7 @@ def buyer(orderer):
 def place(vendor, user, quantity: int, **product_filter) -> Order:
     product = Product.objects.get(vendor=vendor, **product_filter)
     return services.place_order(
-        user=user, lines=[services.LineRequest(product=product, quantity=quantity)]
+        user=user, lines=[pricing.LineRequest(product=product, quantity=quantity)]
     )
 
 
@@ -148,7 +149,7 @@ def test_it_pays_in_another_currency_at_the_suppliers_rate(sandbox_vendor, buyer
     vendor = sandbox_vendor("ezcards")
     product = Product.objects.get(vendor=vendor, sku="EZTEST-GBP")
     order = services.place_order(user=buyer, lines=[
-        services.LineRequest(product=product, quantity=1, pay_with_currency="USD")
+        pricing.LineRequest(product=product, quantity=1, pay_with_currency="USD")
     ])
     line = order.lines.get()
     assert line.currency == "USD"
@@ -166,9 +167,9 @@ def test_it_pays_in_another_currency_at_the_suppliers_rate(sandbox_vendor, buyer
 def test_it_refuses_a_currency_the_supplier_cannot_charge(sandbox_vendor, buyer):
     vendor = sandbox_vendor("ezcards")
     product = Product.objects.get(vendor=vendor, sku="EZTEST-GBP")
-    with pytest.raises(services.OrderError) as err:
+    with pytest.raises(OrderError) as err:
         services.place_order(user=buyer, lines=[
-            services.LineRequest(product=product, quantity=1, pay_with_currency="JPY")
+            pricing.LineRequest(product=product, quantity=1, pay_with_currency="JPY")
         ])
     assert err.value.field == "pay_with_currency"
     assert not Order.objects.exists()

@@ -7,8 +7,9 @@ import pytest
 from django.db import close_old_connections
 
 from orders import services
+from orders.errors import OrderError
 from orders.models import Order, VendorOrder
-from orders.services import LineRequest, OrderError
+from orders.pricing import LineRequest
 from portal.roles import role_group
 from vendors import ledger
 from vendors.models import Balance, LedgerEntry, Product

@@ -8,6 +8,7 @@ from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.urls import reverse
 
+from orders import pricing
 from orders.models import Order
 from portal.models import AuditEvent
 from tests.conftest import login_verified
@@ -280,7 +281,7 @@ def test_it_warns_of_a_similar_order_in_the_last_hour(staff_client, django_user_
     from orders import services
 
     earlier = services.place_order(user=someone, lines=[
-        services.LineRequest(product=product, quantity=2)])
+        pricing.LineRequest(product=product, quantity=2)])
     same = page(staff_client.post(reverse("orders:order_new"), order_data(product, quantity=2)))
     assert "similar order" in same and earlier.reference in same
     other = page(staff_client.post(reverse("orders:order_new"), order_data(product, quantity=5)))

@@ -6,11 +6,13 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import django_rq
+from django.utils import timezone
 from rq import SimpleWorker
 
-from orders import services
+from orders import dispatch, fulfilment
 from orders.models import Order, VendorOrder
 from portal.models import AuditEvent
 from portal.paths import BASE_DIR
@@ -60,7 +62,7 @@ def cron_and_worker(redis_conn, done, timeout: float = 90.0) -> float:
     started = time.monotonic()
     while not done():
         assert time.monotonic() - started < timeout, "not recovered in time"
-        services.sweep()
+        dispatch.sweep()
         SimpleWorker(queues, connection=redis_conn).work(burst=True, with_scheduler=False)
         time.sleep(1)
     return time.monotonic() - started
@@ -80,20 +82,20 @@ def test_it_keeps_a_job_that_was_given_back_from_acting(
     old_claim = vo.__class__.objects.get(pk=vo.pk).claim_token
     assert old_claim  # claimed and queued on commit
     redis_conn.flushdb()  # its job is gone: the sweep gives the order back, a new job takes it
-    VendorOrder.objects.filter(pk=vo.pk).update(claimed_at=services.timezone.now()
-                                                - services.timedelta(seconds=10))
-    assert services.sweep()["recovered"] == 1
+    VendorOrder.objects.filter(pk=vo.pk).update(claimed_at=timezone.now()
+                                                - timedelta(seconds=10))
+    assert dispatch.sweep()["recovered"] == 1
     new_claim = VendorOrder.objects.get(pk=vo.pk).claim_token
     assert new_claim and new_claim != old_claim
 
     # The first job wakes up: it must not send, and must change nothing.
     before = VendorOrder.objects.values().get(pk=vo.pk)
-    outcome = services.advance(vendor_order_id=vo.pk, claim=old_claim)
+    outcome = fulfilment.advance(vendor_order_id=vo.pk, claim=old_claim)
     assert "given back" in outcome
     assert VendorOrder.objects.values().get(pk=vo.pk) == before
     assert sandbox_get(sandbox_url, "kalixo_v2", "orders", vendor.sandbox_account) == []
 
-    assert services.advance(vendor_order_id=vo.pk, claim=new_claim)
+    assert fulfilment.advance(vendor_order_id=vo.pk, claim=new_claim)
     assert len(sandbox_get(sandbox_url, "kalixo_v2", "orders", vendor.sandbox_account)) == 1
 
 

@@ -5,9 +5,11 @@ import time
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from orders import services
+from orders.errors import OrderError
 from orders.models import Order, VendorOrder
 from portal.models import AuditEvent
 from tests.auth import log_in
@@ -118,7 +120,7 @@ def test_it_refuses_a_supplier_order_that_is_not_ours_and_changes_nothing(
     cases[other_supplier_order(elsewhere, 2, **PRODUCT)] = "could not show order"
     before = snapshot(vo)
     for wrong_id, reason in cases.items():
-        with pytest.raises(services.OrderError) as refused:
+        with pytest.raises(OrderError) as refused:
             services.attach_supplier_order(vendor_order=vo, user=operator,
                                            supplier_order_id=wrong_id)
         assert reason in refused.value.message, refused.value.message
@@ -129,7 +131,7 @@ def test_it_refuses_a_supplier_order_that_is_not_ours_and_changes_nothing(
     services.attach_supplier_order(vendor_order=vo, user=operator, supplier_order_id=supplier_id)
     vo.refresh_from_db()
     assert vo.status == VendorOrder.Status.COMPLETED
-    with pytest.raises(services.OrderError):
+    with pytest.raises(OrderError):
         services.attach_supplier_order(vendor_order=vo, user=operator,
                                        supplier_order_id=supplier_id)
 
@@ -143,7 +145,7 @@ def test_it_lets_only_operators_resolve(stranded, orderer, client):
     response = client.post(reverse("orders:vendor_order_resolve", args=[vo.pk]),
                            {"choice": "attach", "supplier_order_id": supplier_id})
     assert response.status_code == 403
-    with pytest.raises(services.PermissionDenied):
+    with pytest.raises(PermissionDenied):
         services.attach_supplier_order(vendor_order=vo, user=orderer,
                                        supplier_order_id=supplier_id)
     assert VendorOrder.objects.get(pk=vo.pk).status == VendorOrder.Status.UNKNOWN

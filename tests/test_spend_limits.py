@@ -12,8 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders import services, spend
+from orders.errors import OrderError
 from orders.models import Order, SpendLimit
-from orders.services import LineRequest, OrderError
+from orders.pricing import LineRequest
 from portal.models import AuditEvent
 from portal.money import MoneyError, parse_amounts
 from portal.roles import role_group

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from orders import services
 from orders.models import Order, OrderLine, SupplierEvent, VendorOrder
+from orders.pricing import LineRequest
 from portal.models import AuditEvent
 from tests.conftest import sandbox_get, set_faults
 from vendors.adapters import starship_webhook
@@ -235,7 +236,7 @@ def test_it_stores_a_delayed_orders_codes_about_a_second_after_delivery(
         "webhook_secret": SECRET, "webhook_retries": [0.5, 1]})
     product = Product.objects.get(vendor=vendor, supplier_product_id="1003:10.00")
     order = services.place_order(user=buyer, lines=[
-        services.LineRequest(product=product, quantity=2)])
+        LineRequest(product=product, quantity=2)])
 
     def stored() -> bool:
         order.refresh_from_db()
@@ -266,7 +267,7 @@ def test_the_sandbox_retries_a_delivery_not_answered_2xx(sandbox_vendor, sandbox
         "webhook_secret": SECRET, "webhook_retries": [0.2, 0.4]})
     product = Product.objects.get(vendor=vendor, supplier_product_id="1001:25.00")
     order = services.place_order(user=buyer, lines=[
-        services.LineRequest(product=product, quantity=1)])
+        LineRequest(product=product, quantity=1)])
 
     def completed() -> bool:
         order.refresh_from_db()

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 import responses
 
-from orders import services
+from orders import fulfilment
 from orders.models import Order
 from portal import http
 from portal.http import Budget, Kind, SupplierError
@@ -61,13 +61,13 @@ def test_it_pauses_every_caller_after_a_429(token_cache, redis_conn, unique):
 @pytest.mark.parametrize("kind", list(Kind))
 def test_it_fails_an_order_only_when_the_supplier_refused_it(kind):
     error = SupplierError("x", kind=kind)
-    assert services.refused(error) is (kind is Kind.REFUSED)
+    assert fulfilment.refused(error) is (kind is Kind.REFUSED)
 
 
 def test_it_treats_a_malformed_order_answer_as_an_unknown_outcome():
     error = SupplierError("bad", kind=Kind.MALFORMED).after_write()
     assert error.kind is Kind.OUTCOME_UNKNOWN and error.cause is Kind.MALFORMED
-    assert not error.retryable and not services.refused(error)
+    assert not error.retryable and not fulfilment.refused(error)
     refused = SupplierError("no", kind=Kind.REFUSED, status_code=422)
     assert refused.after_write() is refused
 

@@ -4,9 +4,11 @@ does not fail a sync. On the sandboxes over HTTP with a real worker."""
 import time
 
 from django.core.cache import cache
+from django.utils import timezone
 
-from orders import services
+from orders import fulfilment
 from orders.models import Order, VendorOrder
+from portal.http import SupplierError
 from portal.models import AuditEvent
 from tests.conftest import set_faults
 from tests.test_order_flow import finished, place
@@ -56,12 +58,12 @@ def test_it_falls_back_to_the_back_off_after_too_many_faults_in_a_row(
     order = place(vendor, orderer, 1, sku="KTEST-SLOW")
     work(lambda: order.vendor_orders.get().status == VendorOrder.Status.PROCESSING)
     set_faults(sandbox_url, "kalixo_v2", vendor.sandbox_account, {"error_5xx": -1})
-    VendorOrder.objects.filter(order=order).update(next_poll_at=services.timezone.now())
+    VendorOrder.objects.filter(order=order).update(next_poll_at=timezone.now())
     for expected in (1, 2, 2):  # two quick retries, then the ordinary back-off
-        VendorOrder.objects.filter(order=order).update(next_poll_at=services.timezone.now())
+        VendorOrder.objects.filter(order=order).update(next_poll_at=timezone.now())
         work(lambda: VendorOrder.objects.get(order=order).next_poll_at is not None)
         vo = order.vendor_orders.get()
-        wait = (vo.next_poll_at - services.timezone.now()).total_seconds()
+        wait = (vo.next_poll_at - timezone.now()).total_seconds()
         assert vo.faults == expected
     assert wait > 10
     assert vo.polls == 0
@@ -106,7 +108,7 @@ def test_it_syncs_the_starship_catalog_while_currencies_does_not_answer(
     # the wallets need it: the error names the path, without query string or credentials
     try:
         sync_balances(vendor=vendor)
-    except services.SupplierError:
+    except SupplierError:
         pass
     vendor.refresh_from_db()
     assert "GET /starship/api/v1/currencies" in vendor.balance_sync_error
@@ -118,12 +120,12 @@ def test_it_expects_an_order_after_the_catalogs_delivery_time_when_it_is_a_durat
     make_voucher
 ):
     vo = make_voucher("SANDBOX-ETA-0000-0001").vendor_order
-    vo.submitted_at = services.timezone.now()
+    vo.submitted_at = timezone.now()
     product = vo.line.product
     for given, seconds in (("15 minutes", 900), ("900", 900), ("2 hours", 7200),
                            ("DELAYED", None), ("INSTANT", None), ("", None)):
         product.extra = {"delivery_time": given}
-        estimate = services._delivery_estimate(vo)
+        estimate = fulfilment._delivery_estimate(vo)
         if seconds is None:
             assert estimate is None, given
         else:
@@ -137,7 +139,7 @@ def test_it_retries_a_failed_look_up_instead_of_resending_unconfirmed(
     order = place(vendor, orderer, 1, sku="KTEST-OK")
     # as after a worker died mid-submission, before the supplier heard of it
     VendorOrder.objects.filter(order=order).update(
-        status=VendorOrder.Status.SENDING, attempts=1, next_poll_at=services.timezone.now(),
+        status=VendorOrder.Status.SENDING, attempts=1, next_poll_at=timezone.now(),
         claimed_at=None)
     set_faults(sandbox_url, "kalixo_v2", vendor.sandbox_account, {"error_5xx": 1})
     work(finished(order), timeout=30)

@@ -1,0 +1,229 @@
+"""What a line costs and from whom: line requests, priced lines, routing, quotes.
+
+Pricing reads the catalog and balances; the only supplier call it makes is a quote, for a
+line paid in another currency than the product's (``price_in``). It writes nothing.
+
+Dependency order of the engine (each imports only those before it): models, errors ->
+selectors -> pricing -> dispatch, fulfilment -> services. Pricing imports neither services
+nor the state machine.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+
+from orders import selectors, spend
+from orders.errors import OrderError
+from orders.models import Order
+from portal.http import SupplierError
+from vendors.adapters import kinds_with
+from vendors.adapters.base import OrderRequest
+from vendors.models import Balance, Product
+from vendors.services import adapter_for
+
+# The supplier APIs that settle an order in another currency than the product's.
+PAY_WITH_KINDS = kinds_with("pay_with_currency")
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    """One line as asked for: a product, or a brand and face value for the engine to route."""
+
+    quantity: int
+    product: Product | None = None
+    brand: str = ""
+    face_value: Decimal | None = None
+    currency: str = ""
+    pay_with_currency: str = ""
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    product: Product
+    quantity: int
+    face_value: Decimal | None
+    unit_cost: Decimal
+    currency: str  # what we pay in: the cost currency, or the pay-with currency
+    routing_note: str = ""
+    pay_with_currency: str = ""
+
+    @property
+    def total(self) -> Decimal:
+        return self.unit_cost * self.quantity
+
+
+def codes(count: int) -> str:
+    return f"{count} code" if count == 1 else f"{count} codes"
+
+
+def unit_cost(product: Product, face_value: Decimal | None) -> Decimal:
+    if product.denomination_type == Product.DenominationType.FIXED or face_value is None:
+        if product.cost is None:
+            raise OrderError(f"{product.name} has no price in the catalog.", "product")
+        return product.cost
+    ratio = (product.cost / product.face_value) if product.cost and product.face_value else 1
+    return face_value * ratio
+
+
+def check_quantity(quantity: int) -> None:
+    if quantity < 1:
+        raise OrderError("Quantity must be at least 1.", "quantity")
+    if quantity > settings.ORDER_MAX_QUANTITY:
+        raise OrderError(
+            f"Quantity must be at most {settings.ORDER_MAX_QUANTITY}.", "quantity"
+        )
+
+
+def check_product(product: Product, face_value: Decimal | None) -> Decimal | None:
+    if not product.available or not product.vendor.enabled:
+        raise OrderError(f"{product.name} is not available at the moment.", "product")
+    if product.denomination_type == Product.DenominationType.OPEN:
+        if face_value is None:
+            raise OrderError("Choose a face value for this product.", "face_value")
+        low, high, step = product.min_value, product.max_value, product.step
+        if (low is not None and face_value < low) or (high is not None and face_value > high):
+            raise OrderError(f"Face value must be between {low} and {high}.", "face_value")
+        if step and low is not None and (face_value - low) % step:
+            raise OrderError(f"Face value must go in steps of {step}.", "face_value")
+        return face_value
+    return product.face_value
+
+
+def price_line(request: LineRequest) -> PricedLine:
+    """Price a line as it will be ordered, or refuse it (OrderError). The pay-with rules are
+    checked before the supplier is asked for a quote."""
+    check_quantity(request.quantity)
+    pay_with = request.pay_with_currency.upper()
+    if request.product is not None:
+        face_value = check_product(request.product, request.face_value)
+        check_pay_with(request.product, pay_with)
+        if pay_with and pay_with != request.product.cost_currency:
+            return price_in(request.product, request.quantity, face_value, pay_with)
+        cost = unit_cost(request.product, face_value)
+        return PricedLine(request.product, request.quantity, face_value, cost,
+                          request.product.cost_currency)
+    line = route(request)
+    check_pay_with(line.product, pay_with)
+    return line
+
+
+def check_pay_with(product: Product, pay_with: str) -> None:
+    """Only a supplier that settles in another currency takes a pay-with currency, and then
+    only one it holds a balance in; without one, it must hold the product's cost currency.
+    Balances not synced yet leave the supplier the last word."""
+    vendor = product.vendor
+    if vendor.kind not in PAY_WITH_KINDS:
+        if pay_with:
+            raise OrderError(f"{vendor} does not charge in another currency: leave the "
+                             "pay-with currency empty.", "pay_with_currency")
+        return
+    held = selectors.balance_currencies(vendor)
+    if not held:
+        return
+    if pay_with and pay_with not in held:
+        raise OrderError(f"{vendor} cannot settle in {pay_with}: it holds balances in "
+                         f"{', '.join(held)}.", "pay_with_currency")
+    if not pay_with and product.cost_currency not in held:
+        raise OrderError(f"{vendor} cannot settle {product.cost_currency} orders without a "
+                         f"pay-with currency: choose one of {', '.join(held)}.",
+                         "pay_with_currency")
+
+
+def price_in(product: Product, quantity: int, face_value: Decimal | None,
+             pay_with: str) -> PricedLine:
+    """Ask the supplier what the line costs in another currency it can charge."""
+    try:
+        quote = adapter_for(product.vendor).quote(OrderRequest(
+            client_reference="quote", product_id=product.supplier_product_id, sku=product.sku,
+            quantity=quantity, currency=product.cost_currency, face_value=face_value,
+            pay_with_currency=pay_with,
+        ))
+    except SupplierError as exc:
+        raise OrderError(f"{product.vendor} cannot charge this in {pay_with}: {exc.message}",
+                         "pay_with_currency") from exc
+    if quote is None:
+        raise OrderError(f"{product.vendor} does not charge in another currency.",
+                         "pay_with_currency")
+    return PricedLine(product, quantity, face_value, quote.unit_cost.amount,
+                      quote.unit_cost.currency, pay_with_currency=pay_with)
+
+
+def route(request: LineRequest, exclude_vendor_ids: tuple[int, ...] = ()) -> PricedLine:
+    """Pick the cheapest enabled supplier that has the brand and face value in stock and the
+    balance to pay for it, and say why."""
+    if not request.brand or request.face_value is None:
+        raise OrderError("Choose a product, or a brand and a face value.", "product")
+    offers = list(
+        Product.objects.exclude(vendor_id__in=exclude_vendor_ids).filter(
+            available=True, vendor__enabled=True, brand__iexact=request.brand,
+            face_value=request.face_value, denomination_type=Product.DenominationType.FIXED,
+            cost__isnull=False,
+            **({"face_currency": request.currency} if request.currency else {}),
+        ).select_related("vendor").order_by("cost", "vendor__name")
+    )
+    if not offers:
+        raise OrderError(
+            f"No supplier offers {request.brand} {request.face_value} at the moment.", "brand"
+        )
+    balances = {
+        (b.vendor_id, b.currency): b
+        for b in Balance.objects.filter(vendor__in={o.vendor_id for o in offers})
+    }
+    skipped = []
+    for offer in offers:
+        balance = balances.get((offer.vendor_id, offer.cost_currency))
+        needed = offer.cost * request.quantity
+        if balance is not None and balance.available is not None and balance.available < needed:
+            skipped.append(f"{offer.vendor} (balance {balance.available})")
+            continue
+        note = f"Cheapest of {len(offers)} offers: {offer.vendor} at {offer.cost} " \
+               f"{offer.cost_currency}"
+        if skipped:
+            note += f"; skipped {', '.join(skipped)} for lack of balance"
+        return PricedLine(offer, request.quantity, offer.face_value, offer.cost,
+                          offer.cost_currency, note[:300])
+    raise OrderError(
+        f"No supplier of {request.brand} {request.face_value} has the balance for "
+        f"{request.quantity}: {', '.join(skipped)}.", "quantity",
+    )
+
+
+# Quotes
+
+
+@dataclass(frozen=True)
+class Quote:
+    line: PricedLine
+    balance_available: Decimal | None
+    similar: list[Order]
+    repeats: list[Order] = field(default_factory=list)
+    approval_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def balance_after(self) -> Decimal | None:
+        if self.balance_available is None:
+            return None
+        return self.balance_available - self.line.total
+
+
+def quote(request: LineRequest, user=None) -> Quote:
+    """Price a line as place_order would, with the balance it leaves and similar recent
+    orders; for a ``user``, also their own repeats of it and why it would wait for approval.
+    Raises OrderError for anything place_order would refuse."""
+    line = price_line(request)
+    balance = Balance.objects.filter(
+        vendor=line.product.vendor, currency=line.currency
+    ).first()
+    repeats, reasons = [], []
+    if user is not None:
+        repeats = selectors.repeated_orders(
+            user=user, product=line.product, quantity=line.quantity,
+            face_value=line.face_value, since=selectors.repeat_window_start(),
+        )
+        reasons = spend.approval_reasons(user=user, currency=line.currency, total=line.total)
+    similar = list(selectors.similar_recent_orders(
+        product=line.product, quantity=line.quantity,
+    ).exclude(pk__in=[o.pk for o in repeats])[:5])
+    return Quote(line=line, balance_available=balance.available if balance else None,
+                 similar=similar, repeats=repeats, approval_reasons=reasons)
