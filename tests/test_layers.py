@@ -1,0 +1,99 @@
+"""The layering of docs/architecture.md, checked on the import graph of the three apps.
+
+Every import statement counts, a function-level one too (grimp reads the source, it does not
+run it).
+"""
+
+import grimp
+import pytest
+
+LEAF = frozenset({"portal.crypto", "portal.http", "portal.money", "portal.ratelimit"})
+PAGES = frozenset({
+    "orders.views", "orders.admin", "orders.exports", "portal.views", "portal.audit_views",
+    "portal.twofactor_views", "vendors.admin",
+})
+COMMANDS = frozenset({"orders.services", "orders.pricing", "orders.fulfilment", "orders.dispatch"})
+# The order engine, bottom up: models, errors -> selectors -> pricing -> dispatch, fulfilment ->
+# services. For each module, the engine modules it must never import.
+ENGINE_FORBIDDEN = {
+    "models": {"selectors", "pricing", "dispatch", "fulfilment", "services"},
+    "errors": {"models", "selectors", "pricing", "dispatch", "fulfilment", "services"},
+    "selectors": {"pricing", "dispatch", "fulfilment", "services"},
+    "pricing": {"dispatch", "fulfilment", "services"},
+    "dispatch": {"pricing", "fulfilment", "services"},
+    "fulfilment": {"dispatch", "services"},
+}
+
+
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    return grimp.build_graph("portal", "vendors", "orders", cache_dir=None)
+
+
+def imports(graph: grimp.ImportGraph, module: str) -> set[str]:
+    return set(graph.find_modules_directly_imported_by(module))
+
+
+def within(graph: grimp.ImportGraph, package: str) -> list[str]:
+    return sorted(m for m in graph.modules if m == package or m.startswith(package + "."))
+
+
+def offenders(graph, sources, allowed) -> list[str]:
+    return [f"{source} imports {target}" for source in sources
+            for target in sorted(imports(graph, source)) if not allowed(target)]
+
+
+def test_it_keeps_the_leaf_helpers_free_of_the_rest_of_the_project(graph):
+    assert LEAF <= set(graph.modules)
+    assert offenders(graph, sorted(LEAF), lambda target: target in LEAF) == []
+
+
+def test_it_lets_adapters_import_only_each_other_and_the_leaf_helpers(graph):
+    adapters = within(graph, "vendors.adapters")
+    assert len(adapters) >= 5
+    assert offenders(graph, adapters, lambda target: target in LEAF or target in adapters) == []
+
+
+def test_it_never_lets_vendors_import_orders(graph):
+    assert offenders(graph, within(graph, "vendors"),
+                     lambda target: not target.startswith("orders")) == []
+
+
+def test_it_never_lets_a_page_import_an_adapter(graph):
+    pages = sorted(PAGES & set(graph.modules))
+    assert pages == sorted(PAGES)
+    assert offenders(graph, pages,
+                     lambda target: not target.startswith("vendors.adapters")) == []
+
+
+def test_it_never_lets_a_sandbox_import_an_adapter(graph):
+    sandboxes = within(graph, "vendors.sandbox")
+    assert len(sandboxes) >= 5
+    assert offenders(graph, sandboxes,
+                     lambda target: not target.startswith("vendors.adapters")) == []
+
+
+def test_it_keeps_selectors_to_reading(graph):
+    assert offenders(graph, ["orders.selectors"], lambda target: target not in COMMANDS) == []
+
+
+@pytest.mark.parametrize("module", sorted(ENGINE_FORBIDDEN))
+def test_it_keeps_each_engine_module_below_those_that_use_it(graph, module):
+    forbidden = {f"orders.{name}" for name in ENGINE_FORBIDDEN[module]}
+    assert imports(graph, f"orders.{module}") & forbidden == set()
+
+
+def test_it_has_no_import_cycle_in_the_orders_app(graph):
+    modules = within(graph, "orders")
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, " -> ".join((*path, module))
+        if module in done:
+            return
+        for imported in sorted(imports(graph, module) & set(modules)):
+            visit(imported, (*path, module))
+        done.add(module)
+
+    for module in modules:
+        visit(module, ())
