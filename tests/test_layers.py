@@ -9,7 +9,8 @@ import pytest
 
 LEAF = frozenset({"portal.crypto", "portal.http", "portal.money", "portal.ratelimit"})
 PAGES = frozenset({
-    "orders.views", "orders.admin", "orders.exports", "portal.views", "portal.audit_views",
+    "orders.views", "orders.admin", "orders.exports", "orders.webhooks", "portal.views",
+    "portal.audit_views",
     "portal.twofactor_views", "vendors.admin",
 })
 COMMANDS = frozenset({"orders.services", "orders.pricing", "orders.fulfilment", "orders.dispatch"})
