@@ -33,7 +33,7 @@ from decimal import Decimal
 import django_rq
 import pytest
 import requests
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 from rq import SimpleWorker, Worker
 
@@ -399,10 +399,13 @@ def test_chaos_buys_once_stores_every_code_once_and_balances_every_ledger(
         # Every ledger reconciles to the cent, per currency.
         ledgers = []
         for balance in Balance.objects.filter(vendor=vendor).order_by("currency"):
-            sums = {kind_: balance.entries.filter(kind=kind_).aggregate(s=Sum("amount"))["s"]
-                    or Decimal("0") for kind_ in LedgerEntry.Kind.values}
-            cost = VendorOrder.objects.filter(vendor=vendor, currency=balance.currency).aggregate(
-                s=Sum("cost"))["s"] or Decimal("0")
+            # Added up in Python: SQLite's SUM of decimals goes through floats.
+            sums = {kind_: sum(balance.entries.filter(kind=kind_).values_list("amount",
+                                                                              flat=True),
+                               Decimal("0")) for kind_ in LedgerEntry.Kind.values}
+            cost = sum(VendorOrder.objects.filter(
+                vendor=vendor, currency=balance.currency, cost__isnull=False,
+            ).values_list("cost", flat=True), Decimal("0"))
             if not sums["reserve"]:
                 continue
             assert sums["reserve"] == sums["debit"] + sums["release"], (kind, balance, sums)
