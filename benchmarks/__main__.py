@@ -3,7 +3,8 @@
 ``make bench`` runs them all with ``VAR_DIR=var/bench``; ``make bench ARGS=polling`` runs one,
 ``make bench ARGS="polling --orders 100 --arrival 20"`` a smaller one,
 ``make bench ARGS="order_list --rows 100000"`` the order list on fewer orders,
-``make bench ARGS=webhooks`` the Starship webhook lag alone.
+``make bench ARGS=webhooks`` the Starship webhook lag alone,
+``make bench ARGS=requests`` the supplier requests per order of each supplier.
 """
 
 import argparse
@@ -16,6 +17,7 @@ SCENARIOS = {
     "polling": "benchmarks.polling",
     "order_list": "benchmarks.order_list",
     "webhooks": "benchmarks.webhooks",
+    "requests": "benchmarks.requests",
 }
 
 

@@ -60,12 +60,16 @@ class OrderForm(forms.Form):
     def clean_pay_with_currency(self) -> str:
         return self.cleaned_data["pay_with_currency"].strip().upper()
 
-    def line_request(self) -> pricing.LineRequest:
+    def line_request(self, *, confirmed_total: str = "") -> pricing.LineRequest:
+        """The line as asked for, priced by the user's recent quote where there is one; with
+        the ``confirmed_total`` of a confirmation page, pricing refuses any other total."""
         data = self.cleaned_data
         return pricing.LineRequest(
             quantity=data["quantity"], product=data.get("product"),
             brand=data.get("brand", "").strip(), face_value=data.get("face_value"),
             currency=data.get("currency", ""), pay_with_currency=data.get("pay_with_currency", ""),
+            quoted_for=self.user.pk if self.user is not None else None,
+            confirmed_total=confirmed_total,
         )
 
     def clean(self):

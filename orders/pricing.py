@@ -1,22 +1,28 @@
 """What a line costs and from whom: line requests, priced lines, routing, quotes.
 
 Pricing reads the catalog and balances; the only supplier call it makes is a quote, for a
-line paid in another currency than the product's (``price_in``). It writes nothing.
+line paid in another currency than the product's (``price_in``). A user's quote serves the
+new-order form, its confirmation and the placing for ``SUPPLIER_QUOTE_SECONDS`` (Django's
+cache); a line carrying the total its confirmation showed is refused (``PriceChanged``) when
+its price is no longer that total. It writes nothing to the database.
 
 Dependency order of the engine (each imports only those before it): models, errors ->
 selectors -> pricing -> dispatch, fulfilment -> services. Pricing imports neither services
 nor the state machine.
 """
 
+import hashlib
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
+from django.core.cache import cache
 
 from orders import selectors, spend
 from orders.errors import OrderError
 from orders.models import Order
 from portal.http import SupplierError
+from portal.money import format_money
 from vendors.adapters import kinds_with
 from vendors.adapters.base import OrderRequest
 from vendors.models import Balance, Product
@@ -36,6 +42,20 @@ class LineRequest:
     face_value: Decimal | None = None
     currency: str = ""
     pay_with_currency: str = ""
+    # The user (pk) whose recent supplier quote may price this line; None asks afresh.
+    quoted_for: int | None = None
+    # The total a confirmation page showed, as ``confirmed_total`` wrote it; "" checks none.
+    confirmed_total: str = ""
+
+
+class PriceChanged(OrderError):
+    """The line no longer costs the total its confirmation showed."""
+
+    def __init__(self, line: "PricedLine") -> None:
+        super().__init__(f"The price changed since it was confirmed: it is now "
+                         f"{format_money(line.total, line.currency)}. Check the order and "
+                         "place it again.")
+        self.line = line
 
 
 @dataclass(frozen=True)
@@ -51,6 +71,19 @@ class PricedLine:
     @property
     def total(self) -> Decimal:
         return self.unit_cost * self.quantity
+
+
+def confirmed_total(line: PricedLine) -> str:
+    """The total a confirmation page shows, posted back with "Place order"."""
+    return f"{line.total} {line.currency}"
+
+
+def costs_as_confirmed(line: PricedLine, confirmed: str) -> bool:
+    amount, _, currency = confirmed.strip().partition(" ")
+    try:
+        return currency == line.currency and Decimal(amount) == line.total
+    except InvalidOperation:
+        return False
 
 
 def codes(count: int) -> str:
@@ -91,15 +124,24 @@ def check_product(product: Product, face_value: Decimal | None) -> Decimal | Non
 
 
 def price_line(request: LineRequest) -> PricedLine:
-    """Price a line as it will be ordered, or refuse it (OrderError). The pay-with rules are
-    checked before the supplier is asked for a quote."""
+    """Price a line as it will be ordered, or refuse it (OrderError; PriceChanged when it
+    carries a confirmed total it no longer costs)."""
+    line = _price(request)
+    if request.confirmed_total and not costs_as_confirmed(line, request.confirmed_total):
+        raise PriceChanged(line)
+    return line
+
+
+def _price(request: LineRequest) -> PricedLine:
+    """The pay-with rules are checked before the supplier is asked for a quote."""
     check_quantity(request.quantity)
     pay_with = request.pay_with_currency.upper()
     if request.product is not None:
         face_value = check_product(request.product, request.face_value)
         check_pay_with(request.product, pay_with)
         if pay_with and pay_with != request.product.cost_currency:
-            return price_in(request.product, request.quantity, face_value, pay_with)
+            return price_in(request.product, request.quantity, face_value, pay_with,
+                            quoted_for=request.quoted_for)
         cost = unit_cost(request.product, face_value)
         return PricedLine(request.product, request.quantity, face_value, cost,
                           request.product.cost_currency)
@@ -131,22 +173,49 @@ def check_pay_with(product: Product, pay_with: str) -> None:
 
 
 def price_in(product: Product, quantity: int, face_value: Decimal | None,
-             pay_with: str) -> PricedLine:
-    """Ask the supplier what the line costs in another currency it can charge."""
+             pay_with: str, *, quoted_for: int | None = None) -> PricedLine:
+    """Ask the supplier what the line costs in another currency it can charge. For a user
+    (``quoted_for``), the same question within SUPPLIER_QUOTE_SECONDS gets the same answer
+    without asking again."""
+    order = OrderRequest(
+        client_reference="quote", product_id=product.supplier_product_id, sku=product.sku,
+        quantity=quantity, currency=product.cost_currency, face_value=face_value,
+        pay_with_currency=pay_with,
+    )
+    key = _quote_key(quoted_for, product, order) if quoted_for is not None else None
+    cached = cache.get(key) if key else None
+    if cached is None:
+        cached = _ask_quote(product, order)
+        if key:
+            cache.set(key, cached, settings.SUPPLIER_QUOTE_SECONDS)
+    amount, currency = cached
+    return PricedLine(product, quantity, face_value, Decimal(amount), currency,
+                      pay_with_currency=pay_with)
+
+
+def _ask_quote(product: Product, order: OrderRequest) -> tuple[str, str]:
+    """The supplier's unit cost of ``order``, as (amount, currency) text for the cache."""
     try:
-        quote = adapter_for(product.vendor).quote(OrderRequest(
-            client_reference="quote", product_id=product.supplier_product_id, sku=product.sku,
-            quantity=quantity, currency=product.cost_currency, face_value=face_value,
-            pay_with_currency=pay_with,
-        ))
+        quote = adapter_for(product.vendor).quote(order)
     except SupplierError as exc:
-        raise OrderError(f"{product.vendor} cannot charge this in {pay_with}: {exc.message}",
-                         "pay_with_currency") from exc
+        raise OrderError(f"{product.vendor} cannot charge this in {order.pay_with_currency}: "
+                         f"{exc.message}", "pay_with_currency") from exc
     if quote is None:
         raise OrderError(f"{product.vendor} does not charge in another currency.",
                          "pay_with_currency")
-    return PricedLine(product, quantity, face_value, quote.unit_cost.amount,
-                      quote.unit_cost.currency, pay_with_currency=pay_with)
+    return str(quote.unit_cost.amount), quote.unit_cost.currency
+
+
+def _quote_key(user_pk: int, product: Product, order: OrderRequest) -> str:
+    """Unique to the user, the product row as last synced, the vendor row and the question:
+    the cache outlives database rows (tests, restores), and their pks are reused."""
+    vendor = product.vendor
+    question = "|".join(str(part) for part in (
+        product.updated_at.isoformat(), vendor.created_at.isoformat(), order.product_id,
+        order.sku, order.quantity, order.currency, order.face_value, order.pay_with_currency,
+    ))
+    digest = hashlib.sha256(question.encode()).hexdigest()[:32]
+    return f"pricing:quote:{user_pk}:{product.pk}:{vendor.pk}:{digest}"
 
 
 def route(request: LineRequest, exclude_vendor_ids: tuple[int, ...] = ()) -> PricedLine:

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from orders import confirmations, exports, selectors, services
+from orders import confirmations, exports, pricing, selectors, services
 from orders.errors import OrderError
 from orders.forms import (
     CatalogFilterForm,
@@ -142,7 +142,7 @@ def _confirm_page(request: HttpRequest, form: OrderForm, *,
     """The confirmation step, with a new token: the one order it may place."""
     return _render(request, "orders/order_confirm.html", {
         "form": form, "quote": form.quote, "confirmation": confirmations.issue(request.user),
-        "repeated": repeated,
+        "confirmed_total": pricing.confirmed_total(form.quote.line), "repeated": repeated,
     }, title="Confirm the order", status=status)
 
 
@@ -169,13 +169,23 @@ def _place(request: HttpRequest, form: OrderForm, token: str) -> HttpResponse:
     if repeated:
         return _confirm_page(request, form, repeated=repeated, status=409)
     data = form.cleaned_data
+    # The page posts the total it showed: the order is placed at that total or not at all.
+    confirmed_total = request.POST.get("confirmed_total", "")
     try:
         order = services.place_order(
-            user=request.user, lines=[form.line_request()], note=data["note"],
-            purchase_order=data["purchase_order"], confirmation_token=confirmation.nonce,
+            user=request.user, lines=[form.line_request(confirmed_total=confirmed_total)],
+            note=data["note"], purchase_order=data["purchase_order"],
+            confirmation_token=confirmation.nonce,
         )
     except services.AlreadyPlaced as exc:
         return _already_placed(request, exc.order)
+    except pricing.PriceChanged as exc:
+        # Shown again at the price placing found: the cache now holds that quote.
+        messages.warning(request, exc.message)
+        form = OrderForm(request.POST, user=request.user)
+        if not form.is_valid():
+            return _order_form_page(request, form, status=400)
+        return _confirm_page(request, form, status=409)
     except OrderError as exc:
         form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         return _order_form_page(request, form, status=400)

@@ -226,6 +226,8 @@ SUPPLIER_READ_TIMEOUT = env.float("SUPPLIER_READ_TIMEOUT", default=30.0)
 # a submission is retried before a person is asked.
 ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=1000)
 ORDER_APPROVAL_THRESHOLD = env.str("ORDER_APPROVAL_THRESHOLD", default="") or None
+# How long one supplier quote serves a user's new-order form, confirmation and placing.
+SUPPLIER_QUOTE_SECONDS = env.int("SUPPLIER_QUOTE_SECONDS", default=60)
 
 
 def _amounts(name: str) -> dict:
