@@ -15,18 +15,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Protocol, TypeVar
 
 import requests
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainValidator, ValidationError
 
 from portal.http import Budget, Kind, SupplierError, read_json, request
-from portal.money import Money
+from portal.money import Money, MoneyError, currency_code, to_decimal
 
 __all__ = [
-    "Adapter", "Answer", "BalanceInfo", "Capabilities", "CodeInfo", "HttpAdapter", "Kind",
-    "OrderRequest", "OrderResult", "ProductInfo", "Quote", "SupplierError", "SupplierStatus",
-    "TokenCache", "settle_status",
+    "Adapter", "Amount", "Answer", "BalanceInfo", "Capabilities", "CodeInfo", "Currency",
+    "HttpAdapter", "Ident", "Kind", "OrderRequest", "OrderResult", "ProductInfo", "Quote",
+    "SupplierError", "SupplierStatus", "Text", "TokenCache", "settle_status",
 ]
 
 
@@ -61,6 +61,36 @@ class Answer(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
+
+def _amount(value: Any) -> Decimal:
+    try:
+        return to_decimal(value)  # a JSON float is read from its repr, never computed with
+    except MoneyError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _currency(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a currency code is a string")
+    try:
+        return currency_code(value)
+    except MoneyError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _ident(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
+        raise ValueError("an identifier is a non-empty string or a whole number")
+    return str(value)
+
+
+# Field types for answers: an exact Decimal from a JSON number or decimal string (no bool);
+# an ISO-4217 code in upper case; an id sent as a string or a number, kept as a string; text
+# that may be missing or null ("").
+Amount = Annotated[Decimal, PlainValidator(_amount)]
+Currency = Annotated[str, PlainValidator(_currency)]
+Ident = Annotated[str, PlainValidator(_ident)]
+Text = Annotated[str, BeforeValidator(lambda value: str(value) if value else "")]
 
 M = TypeVar("M", bound=BaseModel)
 UNION_TAGS = frozenset({"int", "float", "str", "bool", "list", "dict", "none"})
