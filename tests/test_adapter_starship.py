@@ -118,7 +118,7 @@ def test_it_reads_wallets_as_numbers_or_strings_and_sums_per_currency(token_cach
 def test_it_refuses_a_wallets_answer_that_is_not_a_list(token_cache):
     currencies()
     responses.get(f"{BASE}/api/v1/wallets", json={"wallets": []})
-    with pytest.raises(SupplierError, match="did not answer a list"):
+    with pytest.raises(SupplierError, match="wallets: the answer: Input should be a valid list"):
         adapter(token_cache).fetch_balances()
 
 
