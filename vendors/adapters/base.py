@@ -28,13 +28,14 @@ from pydantic import (
 )
 
 from portal.http import Budget, Kind, SupplierError, read_json, request
-from portal.money import Money, MoneyError, currency_code, to_decimal
+from portal.money import Money, MoneyError, currency_code, exponent, from_minor, to_decimal
 
 __all__ = [
     "Adapter", "Amount", "Answer", "BalanceInfo", "Capabilities", "CodeInfo", "Currency",
     "HttpAdapter", "Ident", "Kind", "NonBlank", "OpenAnswer", "OrderRequest", "OrderResult",
-    "ProductInfo", "Quote", "SupplierError", "SupplierStatus", "Text", "TokenCache", "only",
-    "or_default", "settle_status",
+    "ProductInfo", "Quote", "SupplierError", "SupplierStatus", "Text", "TokenCache",
+    "minor_to_major",
+    "only", "or_default", "settle_status",
 ]
 
 
@@ -118,6 +119,15 @@ def only(kind: type | tuple[type, ...], default: Any = None) -> BeforeValidator:
     """A field validator reading a value of another type than ``kind`` as ``default``: for
     optional fields the portal only records, where an odd value is no reason to refuse."""
     return BeforeValidator(lambda value: value if isinstance(value, kind) else default)
+
+
+def minor_to_major(value: object, currency: str) -> Decimal:
+    """Minor units (1099) in major units (10.99); a buying price may carry fractions of a
+    minor unit (1044.5 -> 10.445). Raises MoneyError for no number or an unknown currency."""
+    amount = to_decimal(value)
+    if amount == amount.to_integral_value():
+        return from_minor(amount, currency)
+    return amount.scaleb(-exponent(currency))
 
 
 class OpenAnswer(Answer):

@@ -23,10 +23,10 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import requests
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from portal.http import Kind, SupplierError, read_json
-from portal.money import MoneyError, currency_code, exponent, from_minor, to_decimal, to_minor
+from portal.money import MoneyError, currency_code, from_minor, to_decimal, to_minor
 from vendors.adapters.base import (
     Amount,
     Answer,
@@ -36,12 +36,17 @@ from vendors.adapters.base import (
     Currency,
     HttpAdapter,
     Ident,
+    NonBlank,
+    OpenAnswer,
     OrderRequest,
     OrderResult,
     ProductInfo,
     SupplierStatus,
     Text,
     map_status,
+    minor_to_major,
+    only,
+    or_default,
     settle_status,
 )
 
@@ -70,36 +75,27 @@ def _seconds(value: Any) -> float | None:
     return float(value) if positive else None
 
 
-def _nonblank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("empty")
-    return value
-
-
 def _whole(value: Decimal) -> Decimal:
     if value != value.to_integral_value():
         raise ValueError("minor units must be whole")
     return value
 
 
-NonBlank = Annotated[str, AfterValidator(_nonblank)]
-Pins = list["Pin | NonBlank"] | None
-Seconds = Annotated[float | None, BeforeValidator(_seconds)]
-OnlyText = Annotated[str, BeforeValidator(lambda value: value if isinstance(value, str) else "")]
+def _pin(entry: Any) -> Any:
+    """The code of a pin entry: {PIN}, {pin} or {code} (the answers' generations), or bare."""
+    if isinstance(entry, dict):
+        return next((entry[k] for k in ("PIN", "pin", "code") if entry.get(k) is not None), None)
+    return entry
+
+
+Pins = list[Annotated[NonBlank, BeforeValidator(_pin)]] | None
+OnlyText = Annotated[str, only(str, "")]
 MinorPrice = int | Annotated[float, Field(allow_inf_nan=False)]
 
 
-class Session(Answer):
+class Session(OpenAnswer):
     accessToken: NonBlank
     refreshToken: OnlyText = ""
-    expiresIn: Seconds = None
-    accessTokenExpiresIn: Seconds = None
-    refreshExpiresIn: Seconds = None
-    refreshTokenExpiresIn: Seconds = None
-
-
-class Language(Answer):
-    sku: Any = None
 
 
 class Product(Answer):
@@ -112,10 +108,9 @@ class Product(Answer):
     denominationMinValue: Amount | None = None
     denominationMaxValue: Amount | None = None
     denominationStep: Amount | None = None
-    rrp: Annotated[Amount | None, BeforeValidator(lambda value: value or None)] = None
+    rrp: Annotated[Amount | None, or_default(None)] = None
     rrpCurrency: Text = ""
-    languages: Annotated[list[Language | Any], BeforeValidator(
-        lambda value: value if isinstance(value, list) else [])] = []
+    languages: Annotated[list[Any], only(list, [])] = []
     ean: Text = ""
     name: Text = ""
     brand: Text = ""
@@ -126,22 +121,6 @@ class Product(Answer):
 class Page(Answer):
     count: int | None = None
     products: list[Product]
-
-
-class Pin(Answer):
-    PIN: Any = None
-    pin: Any = None
-    code: Any = None
-
-    @model_validator(mode="after")
-    def _has_code(self) -> "Pin":
-        if not isinstance(self.value, str) or not self.value.strip():
-            raise ValueError("a pin without a code")
-        return self
-
-    @property
-    def value(self) -> Any:
-        return next((v for v in (self.PIN, self.pin, self.code) if v is not None), None)
 
 
 class Line(Answer):
@@ -155,8 +134,7 @@ class Line(Answer):
     codes: Pins = None
 
     def code_values(self) -> list[str]:
-        entries = next((e for e in (self.pin, self.pins, self.codes) if e is not None), [])
-        return [e.value if isinstance(e, Pin) else e for e in entries]
+        return next((e for e in (self.pin, self.pins, self.codes) if e is not None), [])
 
 
 class Order(Answer):
@@ -221,14 +199,13 @@ class KalixoV1(HttpAdapter):
         access = body.accessToken
         refresh = body.refreshToken
         if refresh.strip():
-            refresh_expires = _expiry(refresh, (body.refreshExpiresIn,
-                                                body.refreshTokenExpiresIn),
-                                      REFRESH_LIFETIME, now)
+            refresh_expires = _expiry(refresh, body.pick(
+                "refreshExpiresIn", "refreshTokenExpiresIn"), REFRESH_LIFETIME, now)
         elif previous and previous.get("refresh"):
             refresh, refresh_expires = previous["refresh"], previous["refresh_expires"]
         else:
             refresh, refresh_expires = "", now
-        access_expires = _expiry(access, (body.expiresIn, body.accessTokenExpiresIn),
+        access_expires = _expiry(access, body.pick("expiresIn", "accessTokenExpiresIn"),
                                  ACCESS_LIFETIME, now)
         self.store_tokens({
             "access": access,
@@ -289,7 +266,7 @@ class KalixoV1(HttpAdapter):
         answer = self.parse(Order, read_json(response, outcome_unknown=True),
                             what="order answer", order_write=True)
         result = _order_result(answer, client_reference=order.client_reference,
-                                    currency=body["currency"], sku=order.sku)
+                               currency=body["currency"], sku=order.sku)
         if result.status is not SupplierStatus.PROCESSING \
                 or "orderStatus" in answer.model_fields_set:
             return result
@@ -299,8 +276,9 @@ class KalixoV1(HttpAdapter):
             fetched = self.fetch_order(result.supplier_order_id)
         except SupplierError:
             return result
-        return _with(fetched, client_reference=order.client_reference, details=result.details,
-                     sku=order.sku)
+        return replace(fetched, client_reference=order.client_reference,
+                       details={**result.details, **fetched.details},
+                       codes=[replace(c, sku=c.sku or order.sku) for c in fetched.codes])
 
     def fetch_order(self, supplier_order_id: str, *,
                     order: OrderRequest | None = None) -> OrderResult:
@@ -338,12 +316,12 @@ def _jwt_exp(token: str) -> float | None:
     return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
-def _expiry(token: str, lifetimes: tuple[float | None, ...], default: float,
-            now: float) -> float:
+def _expiry(token: str, lifetimes: dict[str, Any], default: float, now: float) -> float:
+    """The token's own expiry, else the first lifetime the answer gave, else ``default``."""
     exp = _jwt_exp(token)
     if exp is not None:
         return exp
-    return now + next((s for s in lifetimes if s is not None), default)
+    return now + next((s for s in map(_seconds, lifetimes.values()) if s), default)
 
 
 def _renew_at(now: float, expires: float) -> float:
@@ -351,24 +329,17 @@ def _renew_at(now: float, expires: float) -> float:
     return expires - min(RENEW_MARGIN, lifetime / 5)
 
 
-def _minor_to_major(amount: Decimal, currency: str) -> Decimal:
-    """Minor units to major; buying prices may carry fractions of a minor unit."""
-    if amount == amount.to_integral_value():
-        return from_minor(amount, currency)
-    return amount.scaleb(-exponent(currency))
-
-
 def _product(item: Product) -> ProductInfo:
     currency = item.currencyCode
     open_value = item.denominationType.lower() == "open"
     face = None if open_value or item.price is None else from_minor(item.price, currency)
     cost_currency = item.buyingCurrencyCode or currency
-    cost = None if item.buyingPrice is None else _minor_to_major(item.buyingPrice, cost_currency)
-    skus = [lang.sku for lang in item.languages if isinstance(lang, Language)
-            and isinstance(lang.sku, str) and lang.sku.strip()]
+    cost = None if item.buyingPrice is None else minor_to_major(item.buyingPrice, cost_currency)
+    skus = [lang["sku"] for lang in item.languages if isinstance(lang, dict)
+            and isinstance(lang.get("sku"), str) and lang["sku"].strip()]
 
     def bound(value: Decimal | None) -> Decimal | None:
-        return None if value is None else _minor_to_major(value, currency)
+        return None if value is None else minor_to_major(value, currency)
 
     return ProductInfo(
         supplier_product_id=item.id,
@@ -469,10 +440,3 @@ def _order_result(data: Order, *, client_reference: str, currency: str,
         details=details,
     )
 
-
-def _with(result: OrderResult, *, client_reference: str, details: dict,
-          sku: str) -> OrderResult:
-    return replace(
-        result, client_reference=client_reference, details={**details, **result.details},
-        codes=[replace(c, sku=c.sku or sku) for c in result.codes],
-    )
