@@ -13,7 +13,7 @@ from decimal import ROUND_UP, Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
 import requests
-from pydantic import BeforeValidator, ConfigDict, Field, PlainValidator
+from pydantic import BeforeValidator, Field, PlainValidator
 
 from portal.http import Kind, SupplierError
 from portal.money import Money, MoneyError, currency_code, quantum
@@ -26,6 +26,7 @@ from vendors.adapters.base import (
     Currency,
     HttpAdapter,
     Ident,
+    OpenAnswer,
     OrderRequest,
     OrderResult,
     ProductInfo,
@@ -33,6 +34,7 @@ from vendors.adapters.base import (
     SupplierStatus,
     Text,
     map_status,
+    only,
     settle_status,
 )
 
@@ -62,13 +64,8 @@ def _pin(value: Any) -> str:
     return str(value)
 
 
-def _only(kind: type) -> BeforeValidator:
-    """Read an optional field only when it has the expected type (else as missing)."""
-    return BeforeValidator(lambda value: value if isinstance(value, kind) else None)
-
-
 Pin = Annotated[str, PlainValidator(_pin)]
-Count = Annotated[int, Field(ge=0)]
+Blankable = Annotated[Ident | None, BeforeValidator(lambda value: None if value == "" else value)]
 
 
 class Wrapped(Answer, Generic[T]):
@@ -95,18 +92,16 @@ class Tier(Answer):
     toQuantity: int | None = None
 
 
-class Product(Answer):
-    model_config = ConfigDict(extra="allow")  # the rest is kept as the product's extra
-
+class Product(OpenAnswer):
     sku: Ident
     name: str
     currency: Currency
     faceValue: Amount
     prices: list[Tier]
     brand: Text = ""
-    country: Annotated[str | None, _only(str)] = None
+    country: Annotated[str | None, only(str)] = None
     isInstantDeliverySupported: Any = None
-    termConditions: Annotated[list[Any] | None, _only(list)] = None
+    termConditions: Annotated[list[Any] | None, only(list)] = None
 
 
 class Listing(Answer):
@@ -133,17 +128,15 @@ class Rates(Answer):
     updatedAt: Text = ""
 
 
-class Fx(Answer):
-    pair: str
-    rate: Amount
+class Fx(Rate):
     asOfDate: Text = ""
 
 
 class Line(Answer):
     sku: Ident
-    quantity: Count
+    quantity: Annotated[int, Field(ge=0)]
     unitPrice: Price
-    unitPriceOriginal: Annotated[Price | None, _only(dict)] = None
+    unitPriceOriginal: Annotated[Price | None, only(dict)] = None
 
 
 class Order(Answer):
@@ -152,19 +145,16 @@ class Order(Answer):
     products: list[Line]
     grandTotal: Price
     clientOrderNumber: Text = ""
-    payWithCurrency: Annotated[str | None, _only(str)] = None
-    fxSummary: Annotated[list[Fx] | None, _only(list)] = None
-    ezOrderNumber: Annotated[str | None, _only(str)] = None
-
-
-Optional = Annotated[Ident | None, BeforeValidator(lambda value: None if value == "" else value)]
+    payWithCurrency: Annotated[str | None, only(str)] = None
+    fxSummary: Annotated[list[Fx] | None, only(list)] = None
+    ezOrderNumber: Annotated[str | None, only(str)] = None
 
 
 class Code(Answer):
     status: str
-    redeemCode: Optional = None  # null until the code is COMPLETED
+    redeemCode: Blankable = None  # null until the code is COMPLETED
     pinCode: Pin = ""
-    stockId: Optional = None
+    stockId: Blankable = None
 
 
 class CodeLine(Answer):
@@ -254,10 +244,9 @@ class EZCards(HttpAdapter):
         country = item.country or ""
         instant = item.isInstantDeliverySupported
         extra_keys = ("format", "types", "percentageOffFaceValue", "brandCategory",
-                      "brandSubCategory", "imageUrl", "descriptions", "instructions")
-        extra = {k: v for k, v in (item.model_extra or {}).items() if k in extra_keys}
-        if "isInstantDeliverySupported" in item.model_fields_set:
-            extra["isInstantDeliverySupported"] = instant
+                      "brandSubCategory", "imageUrl", "descriptions", "instructions",
+                      "isInstantDeliverySupported")
+        extra = {k: getattr(item, k) for k in extra_keys if k in item.model_fields_set}
         return ProductInfo(
             supplier_product_id=item.sku, sku=item.sku, name=item.name, brand=item.brand,
             country=country.upper() if len(country) == 2 else "",

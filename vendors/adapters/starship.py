@@ -32,6 +32,7 @@ from vendors.adapters.base import (
     BalanceInfo,
     Capabilities,
     CodeInfo,
+    Currency,
     HttpAdapter,
     Ident,
     M,
@@ -44,6 +45,7 @@ from vendors.adapters.base import (
     SupplierStatus,
     Text,
     map_status,
+    only,
     or_default,
     settle_status,
 )
@@ -69,11 +71,14 @@ STATUSES: dict[str, SupplierStatus] = {
     "failed": SupplierStatus.FAILED,
 }
 
+ISO = Annotated[Currency | None, only(str), or_default(None)]  # a code, or absent if no string
+
+
 class Priced(OpenAnswer):
     """Something in a currency: an ISO code of its own, else an id from ``/currencies``."""
 
-    currency: Any = None
-    currency_code: Any = None
+    currency: ISO = None
+    currency_code: ISO = None
     currency_id: Any = None
 
 
@@ -361,11 +366,7 @@ class Starship(HttpAdapter):
         return mapping
 
     def _currency_of(self, item: Priced, currencies: "_LazyCurrencies") -> str:
-        for name in ("currency", "currency_code"):
-            value = getattr(item, name)
-            if isinstance(value, str) and value:
-                return self._currency(value, name)
-        code = currencies.get(str(item.currency_id))
+        code = item.currency or item.currency_code or currencies.get(str(item.currency_id))
         if not code:
             raise self.malformed(f"unknown currency_id {item.currency_id!r}")
         return code
