@@ -34,8 +34,7 @@ __all__ = [
     "Adapter", "Amount", "Answer", "BalanceInfo", "Capabilities", "CodeInfo", "Currency",
     "HttpAdapter", "Ident", "Kind", "NonBlank", "OpenAnswer", "OrderRequest", "OrderResult",
     "ProductInfo", "Quote", "SupplierError", "SupplierStatus", "Text", "TokenCache",
-    "minor_to_major",
-    "only", "or_default", "settle_status",
+    "minor_to_major", "only", "or_default", "settle_status",
 ]
 
 
@@ -139,6 +138,7 @@ class OpenAnswer(Answer):
         """The fields among ``names`` that the answer sent and did not leave null."""
         values = {name: getattr(self, name) for name in names if name in self.model_fields_set}
         return {name: value for name, value in values.items() if value is not None}
+
 
 M = TypeVar("M", bound=BaseModel)
 UNION_TAGS = frozenset({"int", "float", "str", "bool", "list", "dict", "none"})
