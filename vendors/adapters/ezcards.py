@@ -82,7 +82,7 @@ class Price(Answer):
     def money(self) -> Money:
         return Money(self.amount, self.currency)
 
-    def json(self) -> dict[str, str]:
+    def as_json(self) -> dict[str, str]:
         return {"amount": str(self.amount), "currency": self.currency}
 
 
@@ -399,9 +399,9 @@ class EZCards(HttpAdapter):
         lines = []
         for product in data.products:
             line = {"sku": product.sku, "quantity": product.quantity,
-                    "unitPrice": product.unitPrice.json()}
+                    "unitPrice": product.unitPrice.as_json()}
             if product.unitPriceOriginal is not None:
-                line["unitPriceOriginal"] = product.unitPriceOriginal.json()
+                line["unitPriceOriginal"] = product.unitPriceOriginal.as_json()
             lines.append(line)
         if len(lines) == 1 and "unitPriceOriginal" in lines[0]:
             details["unitPriceOriginal"] = lines[0]["unitPriceOriginal"]
