@@ -8,7 +8,7 @@ import requests
 import responses
 from responses import matchers
 
-from vendors.adapters.base import OrderRequest, SupplierError, SupplierStatus, map_status
+from vendors.adapters.base import Kind, OrderRequest, SupplierError, SupplierStatus, map_status
 from vendors.adapters.ezcards import STATUSES, EZCards
 
 BASE = "https://sandboxapi.ezcards.io"
@@ -518,3 +518,26 @@ def test_it_will_not_quote_in_an_unknown_currency(adapter, fake):
     with pytest.raises(SupplierError) as caught:
         adapter.quote(request(pay="ZZZ"))
     assert caught.value.code == "UNSUPPORTED_CURRENCY" and not caught.value.retryable
+
+
+@pytest.mark.parametrize(("body", "path"), [
+    ({"requestId": "x"}, "data"),
+    (wrap(order_data(grandTotal=money("x"))), "data.grandTotal.amount"),
+    (wrap({**order_data(), "products": [{"sku": "8PX-UF-Y5U", "quantity": 1}]}),
+     "data.products.0.unitPrice"),
+])
+def test_it_names_the_path_of_a_malformed_order_answer(adapter, fake, body, path):
+    fake.post(BASE + "/v2/orders/instant", json=body)
+    with pytest.raises(SupplierError) as caught:
+        adapter.submit_order(request())
+    assert caught.value.outcome_unknown and caught.value.cause is Kind.MALFORMED
+    assert f"malformed answer: order answer: {path}: " in caught.value.message
+
+
+def test_it_names_the_path_of_a_malformed_code_without_showing_it(adapter, fake):
+    fake_order(fake, order_data(), codes_data(code(1), code(2, pin=[1])))
+    with pytest.raises(SupplierError) as caught:
+        adapter.fetch_order("1234")
+    assert caught.value.kind is Kind.MALFORMED
+    assert "codes: data.0.codes.1.pinCode: " in caught.value.message
+    assert "J72D" not in str(caught.value)

@@ -9,7 +9,7 @@ import pytest
 import requests
 import responses
 
-from portal.http import SupplierError
+from portal.http import Kind, SupplierError
 from vendors.adapters.base import OrderRequest, SupplierStatus
 from vendors.adapters.kalixo_v1 import KalixoV1
 
@@ -658,3 +658,31 @@ def test_it_keeps_codes_out_of_reprs(adapter):
     from vendors.adapters.base import CodeInfo
     assert "TOP-SECRET" not in repr(CodeInfo(code="TOP-SECRET"))
     assert PASSWORD not in repr(adapter)
+
+
+@pytest.mark.parametrize(("answer", "path"), [
+    ({"products": []}, "orderId"),
+    ({"orderId": "1", "products": [{"quantity": -1}]}, "products.0.quantity"),
+    ({"orderId": "1", "products": [{"quantity": 1, "pin": [{"PIN": 4417}]}]},
+     "products.0.pin.0"),
+])
+@responses.activate
+def test_it_names_the_path_of_a_malformed_order_answer(adapter, answer, path):
+    add_login()
+    responses.add(responses.POST, PLACE, json=answer)
+    with pytest.raises(SupplierError) as err:
+        adapter.submit_order(order())
+    assert err.value.outcome_unknown and err.value.cause is Kind.MALFORMED
+    assert f"malformed answer: order answer: {path}: " in err.value.message
+    assert "4417" not in err.value.message
+
+
+@responses.activate
+def test_it_names_the_path_of_a_malformed_catalog_product(adapter):
+    add_login()
+    responses.add(responses.GET, CATALOG, json={"count": 2, "products": [
+        product(), product(id=3, price=10.5)]})
+    with pytest.raises(SupplierError) as err:
+        list(adapter.fetch_catalog())
+    assert err.value.kind is Kind.MALFORMED and not err.value.outcome_unknown
+    assert "catalog page: products.1.price: " in err.value.message

@@ -10,7 +10,7 @@ import pytest
 import requests
 import responses
 
-from vendors.adapters.base import OrderRequest, SupplierError, SupplierStatus
+from vendors.adapters.base import Kind, OrderRequest, SupplierError, SupplierStatus
 from vendors.adapters.starship import Starship
 
 BASE = "https://api.starship.test"
@@ -118,7 +118,7 @@ def test_it_reads_wallets_as_numbers_or_strings_and_sums_per_currency(token_cach
 def test_it_refuses_a_wallets_answer_that_is_not_a_list(token_cache):
     currencies()
     responses.get(f"{BASE}/api/v1/wallets", json={"wallets": []})
-    with pytest.raises(SupplierError, match="did not answer a list"):
+    with pytest.raises(SupplierError, match="wallets: the answer: Input should be a valid list"):
         adapter(token_cache).fetch_balances()
 
 
@@ -498,3 +498,29 @@ def test_it_refuses_incomplete_credentials(token_cache):
 
 
 # ---------------------------------------------------------------- status table
+
+
+@pytest.mark.parametrize(("body", "path"), [
+    (order_body(id=None), "id"),
+    (order_body(quantity="two"), "quantity"),
+    (order_body(amount="lots"), "amount"),
+    (order_body(vouchers=[VOUCHERS[0], {"card_number": "", "pin_code": "5512"}]), "vouchers.1"),
+])
+@responses.activate
+def test_it_names_the_path_of_a_malformed_order_answer(token_cache, body, path):
+    responses.post(f"{BASE}/api/v1/orders", json=body)
+    with pytest.raises(SupplierError) as exc:
+        adapter(token_cache).submit_order(order_request())
+    assert exc.value.outcome_unknown and exc.value.cause is Kind.MALFORMED
+    assert f"malformed answer: order answer: {path}: " in exc.value.message
+    assert "CARD-A" not in exc.value.message and "5512" not in exc.value.message
+
+
+@responses.activate
+def test_it_names_the_path_of_a_malformed_product(token_cache):
+    paged(f"{BASE}/api/v1/products", [{"id": 1, "currency": "USD", "available_denominations": [
+        {"min_value": "5.00", "max_value": "five"}]}], 1, 1)
+    with pytest.raises(SupplierError) as exc:
+        list(adapter(token_cache).fetch_catalog())
+    assert exc.value.kind is Kind.MALFORMED and not exc.value.outcome_unknown
+    assert "/api/v1/products: 0.available_denominations.0.max_value: " in exc.value.message

@@ -74,13 +74,13 @@ COMPLETED_SHORT = {
     ._order(kalixo_v2.Order.model_validate(
         {"orderId": 1, "status": "completed",
          "products": [{"productId": 2, "quantity": 2, "codes": [{"code": "A"}]}]})),
-    "kalixo_v1": lambda: kalixo_v1._order_result(
+    "kalixo_v1": lambda: kalixo_v1._order_result(kalixo_v1.RetrievedOrder.model_validate(
         {"orderId": 1, "orderStatus": "completed",
-         "products": [{"productId": 2, "quantity": 2, "pin": [{"PIN": "A"}]}]},
-        client_reference="", currency="", sku="", submission=False),
+         "products": [{"productId": 2, "quantity": 2, "pin": [{"PIN": "A"}]}]}),
+        client_reference="", currency="", sku=""),
     "starship": lambda: starship.Starship(base_url="https://s", credentials={}, cache={})
-    ._order_result({"id": 1, "status": "DELIVERED", "quantity": 2,
-                    "vouchers": [{"card_number": "A"}]}),
+    ._order_result(starship.Order.model_validate({"id": 1, "status": "DELIVERED", "quantity": 2,
+                                                  "vouchers": [{"card_number": "A"}]})),
 }
 
 

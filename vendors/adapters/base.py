@@ -15,18 +15,26 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Protocol, TypeVar
 
 import requests
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainValidator,
+    ValidationError,
+)
 
 from portal.http import Budget, Kind, SupplierError, read_json, request
-from portal.money import Money
+from portal.money import Money, MoneyError, currency_code, exponent, from_minor, to_decimal
 
 __all__ = [
-    "Adapter", "Answer", "BalanceInfo", "Capabilities", "CodeInfo", "HttpAdapter", "Kind",
-    "OrderRequest", "OrderResult", "ProductInfo", "Quote", "SupplierError", "SupplierStatus",
-    "TokenCache", "settle_status",
+    "Adapter", "Amount", "Answer", "BalanceInfo", "Capabilities", "CodeInfo", "Currency",
+    "HttpAdapter", "Ident", "Kind", "NonBlank", "OpenAnswer", "OrderRequest", "OrderResult",
+    "ProductInfo", "Quote", "SupplierError", "SupplierStatus", "Text", "TokenCache",
+    "minor_to_major", "only", "or_default", "settle_status",
 ]
 
 
@@ -60,6 +68,76 @@ class Answer(BaseModel):
     a string), unknown fields ignored."""
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+def _amount(value: Any) -> Decimal:
+    try:
+        return to_decimal(value)  # a JSON float is read from its repr, never computed with
+    except MoneyError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _currency(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a currency code is a string")
+    try:
+        return currency_code(value)
+    except MoneyError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _nonblank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a blank string")
+    return value
+
+
+def _ident(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
+        raise ValueError("an identifier is a non-empty string or a whole number")
+    return str(value)
+
+
+# Field types for answers: an exact Decimal from a JSON number or decimal string (no bool);
+# an ISO-4217 code in upper case; an id sent as a string or a number, kept as a string; a
+# string that is not blank; text that may be missing or null ("").
+Amount = Annotated[Decimal, PlainValidator(_amount)]
+Currency = Annotated[str, PlainValidator(_currency)]
+Ident = Annotated[str, PlainValidator(_ident)]
+NonBlank = Annotated[str, AfterValidator(_nonblank)]
+Text = Annotated[str, BeforeValidator(lambda value: str(value) if value else "")]
+
+
+def or_default(default: Any) -> BeforeValidator:
+    """A field validator reading a missing, null or empty value (0, "", [], {}) as
+    ``default``."""
+    return BeforeValidator(lambda value: value or default)
+
+
+def only(kind: type | tuple[type, ...], default: Any = None) -> BeforeValidator:
+    """A field validator reading a value of another type than ``kind`` as ``default``: for
+    optional fields the portal only records, where an odd value is no reason to refuse."""
+    return BeforeValidator(lambda value: value if isinstance(value, kind) else default)
+
+
+def minor_to_major(value: object, currency: str) -> Decimal:
+    """Minor units (1099) in major units (10.99); a buying price may carry fractions of a
+    minor unit (1044.5 -> 10.445). Raises MoneyError for no number or an unknown currency."""
+    amount = to_decimal(value)
+    if amount == amount.to_integral_value():
+        return from_minor(amount, currency)
+    return amount.scaleb(-exponent(currency))
+
+
+class OpenAnswer(Answer):
+    """An answer that keeps its undeclared fields, to be recorded as they came (``pick``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def pick(self, *names: str) -> dict[str, Any]:
+        """The fields among ``names`` that the answer sent and did not leave null."""
+        values = {name: getattr(self, name) for name in names if name in self.model_fields_set}
+        return {name: value for name, value in values.items() if value is not None}
 
 
 M = TypeVar("M", bound=BaseModel)

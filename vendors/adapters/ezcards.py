@@ -10,24 +10,31 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import ROUND_UP, Decimal
-from types import UnionType
-from typing import Any
+from typing import Annotated, Any, Generic, TypeVar
 
 import requests
+from pydantic import BeforeValidator, Field, PlainValidator
 
 from portal.http import Kind, SupplierError
-from portal.money import Money, MoneyError, currency_code, quantum, to_decimal
+from portal.money import Money, MoneyError, currency_code, quantum
 from vendors.adapters.base import (
+    Amount,
+    Answer,
     BalanceInfo,
     Capabilities,
     CodeInfo,
+    Currency,
     HttpAdapter,
+    Ident,
+    OpenAnswer,
     OrderRequest,
     OrderResult,
     ProductInfo,
     Quote,
     SupplierStatus,
+    Text,
     map_status,
+    only,
     settle_status,
 )
 
@@ -43,56 +50,117 @@ CODE_COMPLETED = "completed"
 DUPLICATE = "CLIENT_ORDER_NUMBER_DUPLICATE"
 UNSUPPORTED_CURRENCY = "UNSUPPORTED_CURRENCY"
 
-
-class Malformed(Exception):
-    """An answer that does not have the documented shape (turned into a SupplierError)."""
-
-
-def _field(obj: Any, name: str, kind: type | UnionType, *, optional: bool = False) -> Any:
-    if not isinstance(obj, dict):
-        raise Malformed(f"expected an object holding {name!r}")
-    value = obj.get(name)
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise Malformed(f"{name!r} is missing or has the wrong type")
-    return value
-
-
-def _text(value: Any) -> str:
-    """An identifier the API types as a string but may send as a number."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise Malformed("an identifier is missing or has the wrong type")
-    return str(value)
+T = TypeVar("T")
 
 
 def _pin(value: Any) -> str:
     """pinCode is typed as an integer by EZ Cards; the portal keeps PINs as strings."""
     if value is None:
         return ""
-    if isinstance(value, bool):
-        raise Malformed("pinCode has the wrong type")
-    if isinstance(value, int | str):
-        return str(value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    raise Malformed("pinCode has the wrong type")
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("pinCode is not a number or a string")
+    return str(value)
 
 
-def _money(obj: Any, name: str) -> Money:
-    value = _field(obj, name, dict)
-    try:
-        return Money(to_decimal(value.get("amount")), currency_code(value.get("currency")))
-    except MoneyError as exc:
-        raise Malformed(f"{name!r} is not a valid amount") from exc
+Pin = Annotated[str, PlainValidator(_pin)]
+Blankable = Annotated[Ident | None, BeforeValidator(lambda value: None if value == "" else value)]
 
 
-def _created_at(item: Any) -> str:
-    return str(item.get("createdAt") or "") if isinstance(item, dict) else ""
+class Wrapped(Answer, Generic[T]):
+    """Every EZ Cards answer: {"requestId", "data"}."""
+
+    data: T
 
 
-def _money_json(money: Money) -> dict[str, str]:
-    return {"amount": str(money.amount), "currency": money.currency}
+class Price(Answer):
+    amount: Amount
+    currency: Currency
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+    def as_json(self) -> dict[str, str]:
+        return {"amount": str(self.amount), "currency": self.currency}
+
+
+class Tier(Answer):
+    price: Amount
+    fromQuantity: int
+    toQuantity: int | None = None
+
+
+class Product(OpenAnswer):
+    sku: Ident
+    name: str
+    currency: Currency
+    faceValue: Amount
+    prices: list[Tier]
+    brand: Text = ""
+    country: Annotated[str | None, only(str)] = None
+    isInstantDeliverySupported: Any = None
+    termConditions: Annotated[list[Any] | None, only(list)] = None
+
+
+class Listing(Answer):
+    items: list[Any]
+
+
+class ProductPage(Answer):
+    items: list[Product]
+    totalPage: int
+
+
+class Balance(Answer):
+    currency: Currency
+    balance: Amount
+
+
+class Rate(Answer):
+    pair: str
+    rate: Amount
+
+
+class Rates(Answer):
+    rates: list[Rate]
+    updatedAt: Text = ""
+
+
+class Fx(Rate):
+    asOfDate: Text = ""
+
+
+class Line(Answer):
+    sku: Ident
+    quantity: Annotated[int, Field(ge=0)]
+    unitPrice: Price
+    unitPriceOriginal: Annotated[Price | None, only(dict)] = None
+
+
+class Order(Answer):
+    transactionId: Ident
+    status: str
+    products: list[Line]
+    grandTotal: Price
+    clientOrderNumber: Text = ""
+    payWithCurrency: Annotated[str | None, only(str)] = None
+    fxSummary: Annotated[list[Fx] | None, only(list)] = None
+    ezOrderNumber: Annotated[str | None, only(str)] = None
+
+
+class Code(Answer):
+    status: str
+    redeemCode: Blankable = None  # null until the code is COMPLETED
+    pinCode: Pin = ""
+    stockId: Blankable = None
+
+
+class CodeLine(Answer):
+    sku: Ident
+    quantity: int
+    codes: list[Code]
 
 
 class EZCards(HttpAdapter):
@@ -112,15 +180,14 @@ class EZCards(HttpAdapter):
                                 kind=Kind.REFUSED, code="config")
         return {"x-api-key": key, "Authorization": f"Bearer {token}"}
 
-    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-              body: dict[str, Any] | None = None, order_write: bool = False) -> Any:
-        """The ``data`` of a 2xx answer (every answer is wrapped {requestId, data})."""
+    def _call(self, method: str, path: str, model: Any, *, what: str,
+              params: dict[str, Any] | None = None, body: dict[str, Any] | None = None,
+              order_write: bool = False) -> Any:
+        """The ``data`` of a 2xx answer (every answer is wrapped {requestId, data}), read
+        into ``model``."""
         payload = self.call_json(method, path, params=params, json_body=body,
                                  order_write=order_write)
-        if not isinstance(payload, dict) or "data" not in payload:
-            raise self.malformed(f"an answer without its data envelope ({path})",
-                                 order_write=order_write)
-        return payload["data"]
+        return self.parse(Wrapped[model], payload, what=what, order_write=order_write).data
 
     def raise_for_response(self, response: requests.Response) -> None:
         status = response.status_code
@@ -154,30 +221,12 @@ class EZCards(HttpAdapter):
 
     def fetch_catalog(self) -> Iterator[ProductInfo]:
         def page(number: int) -> tuple[list, bool]:
-            data = self._call("GET", "/v2/products",
+            data = self._call("GET", "/v2/products", ProductPage, what="product page",
                               params={"limit": self.page_size, "page": number})
-            try:
-                items = _field(data, "items", list)
-                total_pages = _field(data, "totalPage", int)
-                return [self._product(item) for item in items], number < total_pages
-            except Malformed as exc:
-                raise self.malformed(f"a product page: {exc}") from exc
+            return [self._product(item) for item in data.items], number < data.totalPage
 
         for products in self.paged(page, what="EZ Cards products"):
             yield from products
-
-    @staticmethod
-    def _tiers(item: dict[str, Any], currency: str) -> list[dict[str, Any]]:
-        tiers = []
-        for tier in _field(item, "prices", list):
-            try:
-                price = to_decimal(_field(tier, "price", str | int | float))
-            except MoneyError as exc:
-                raise Malformed("a tier price is not an amount") from exc
-            high = _field(tier, "toQuantity", int, optional=True)
-            tiers.append({"from_quantity": _field(tier, "fromQuantity", int),
-                          "to_quantity": high, "price": str(price), "currency": currency})
-        return sorted(tiers, key=lambda t: t["from_quantity"])
 
     @staticmethod
     def _tier_for(tiers: list[dict[str, Any]], quantity: int) -> dict[str, Any] | None:
@@ -187,61 +236,45 @@ class EZCards(HttpAdapter):
                 return tier
         return None
 
-    def _product(self, item: Any) -> ProductInfo:
-        sku = _text(_field(item, "sku", str | int))
-        try:
-            currency = currency_code(item.get("currency"))
-            face = to_decimal(_field(item, "faceValue", str | int | float))
-        except MoneyError as exc:
-            raise Malformed(f"product {sku}: bad currency or face value") from exc
-        tiers = self._tiers(item, currency)
+    def _product(self, item: Product) -> ProductInfo:
+        tiers = sorted(({"from_quantity": t.fromQuantity, "to_quantity": t.toQuantity,
+                         "price": str(t.price), "currency": item.currency}
+                        for t in item.prices), key=lambda t: t["from_quantity"])
         first = self._tier_for(tiers, 1)
-        country = item.get("country") if isinstance(item.get("country"), str) else ""
-        instant = item.get("isInstantDeliverySupported")
-        terms = item.get("termConditions")
+        country = item.country or ""
+        instant = item.isInstantDeliverySupported
         extra_keys = ("format", "types", "percentageOffFaceValue", "brandCategory",
                       "brandSubCategory", "imageUrl", "descriptions", "instructions",
                       "isInstantDeliverySupported")
+        extra = {k: getattr(item, k) for k in extra_keys if k in item.model_fields_set}
         return ProductInfo(
-            supplier_product_id=sku, sku=sku,
-            name=str(_field(item, "name", str)), brand=str(item.get("brand") or ""),
+            supplier_product_id=item.sku, sku=item.sku, name=item.name, brand=item.brand,
             country=country.upper() if len(country) == 2 else "",
-            face_value=face, face_currency=currency,
+            face_value=item.faceValue, face_currency=item.currency,
             cost=Decimal(first["price"]) if first else None,
-            cost_currency=currency if first else "",
+            cost_currency=item.currency if first else "",
             available=bool(tiers),
             delivery="instant" if instant is True else "delayed" if instant is False else "",
-            terms="\n".join(t for t in terms if isinstance(t, str))
-            if isinstance(terms, list) else "",
+            terms="\n".join(t for t in item.termConditions or [] if isinstance(t, str)),
             price_tiers=tiers,
-            extra={k: item[k] for k in extra_keys if k in item},
+            extra=extra,
         )
 
     def fetch_balances(self) -> list[BalanceInfo]:
-        data = self._call("GET", "/v2/balances")
-        try:
-            if not isinstance(data, list):
-                raise Malformed("balances are not a list")
-            return [BalanceInfo(currency=currency_code(_field(b, "currency", str)),
-                                amount=to_decimal(_field(b, "balance", str | int | float)))
-                    for b in data]
-        except (Malformed, MoneyError) as exc:
-            raise self.malformed(f"balances: {exc}") from exc
+        data = self._call("GET", "/v2/balances", list[Balance], what="balances")
+        return [BalanceInfo(currency=b.currency, amount=b.balance) for b in data]
 
     # --- quote --------------------------------------------------------------------------------
 
     def quote(self, order: OrderRequest) -> Quote | None:
         sku = order.sku or order.product_id
-        data = self._call("GET", "/v2/products", params={"sku": sku, "limit": 10, "page": 1})
-        try:
-            items = [i for i in _field(data, "items", list)
-                     if isinstance(i, dict) and str(i.get("sku")) == sku]
-            if not items:
-                raise SupplierError(f"EZ Cards does not list SKU {sku}", kind=Kind.REFUSED,
-                                    code="PRODUCT_NOT_FOUND")
-            product = self._product(items[0])
-        except Malformed as exc:
-            raise self.malformed(f"a product: {exc}") from exc
+        data = self._call("GET", "/v2/products", Listing, what="product listing",
+                          params={"sku": sku, "limit": 10, "page": 1})
+        items = [i for i in data.items if isinstance(i, dict) and str(i.get("sku")) == sku]
+        if not items:
+            raise SupplierError(f"EZ Cards does not list SKU {sku}", kind=Kind.REFUSED,
+                                code="PRODUCT_NOT_FOUND")
+        product = self._product(self.parse(Product, items[0], what="product"))
         tier = self._tier_for(product.price_tiers, order.quantity)
         if tier is None:
             raise SupplierError(f"EZ Cards has no price for {order.quantity} of {sku}",
@@ -258,32 +291,28 @@ class EZCards(HttpAdapter):
             fx = self._rate(original.currency, pay)
             # EZ Cards rounds converted prices up (documented: 9.70 EUR at 1.1829 = 11.48 USD).
             unit = Money((original.amount * fx["rate"]).quantize(quantum(pay), ROUND_UP), pay)
-            details.update({"unitPriceOriginal": _money_json(original),
+            details.update({"unitPriceOriginal": {"amount": str(original.amount),
+                                                  "currency": original.currency},
                             "fx": {"pair": fx["pair"], "rate": str(fx["rate"]),
                                    "updatedAt": fx["updatedAt"]}})
         total = Money(unit.amount * order.quantity, pay)
         return Quote(unit_cost=unit, total_cost=total, details=details)
 
     def _rate(self, base: str, quote: str) -> dict[str, Any]:
-        data = self._call("GET", "/v2/exchange-rates",
+        data = self._call("GET", "/v2/exchange-rates", Rates, what="exchange rates",
                           params={"pairs": f"{base}{quote},{quote}{base}"})
-        try:
-            rates = _field(data, "rates", list)
-            updated = str(data.get("updatedAt") or "")
-            by_pair = {str(_field(r, "pair", str)).upper().replace("/", ""): r for r in rates}
-            if base + quote in by_pair:
-                value = to_decimal(_field(by_pair[base + quote], "rate", str | int | float))
-            elif quote + base in by_pair:  # only the inverse is quoted
-                value = Decimal(1) / to_decimal(
-                    _field(by_pair[quote + base], "rate", str | int | float))
-            else:
-                raise SupplierError(f"EZ Cards quotes no rate for {base}{quote}",
-                                    kind=Kind.REFUSED, code="no_rate")
-        except (Malformed, MoneyError) as exc:
-            raise self.malformed(f"exchange rates: {exc}") from exc
+        by_pair = {r.pair.upper().replace("/", ""): r.rate for r in data.rates}
+        if base + quote in by_pair:
+            value = by_pair[base + quote]
+        elif quote + base in by_pair:  # only the inverse is quoted
+            inverse = by_pair[quote + base]
+            value = Decimal(1) / inverse if inverse > 0 else inverse
+        else:
+            raise SupplierError(f"EZ Cards quotes no rate for {base}{quote}",
+                                kind=Kind.REFUSED, code="no_rate")
         if value <= 0:
             raise self.malformed(f"a non-positive rate for {base}{quote}")
-        return {"pair": base + quote, "rate": value, "updatedAt": updated}
+        return {"pair": base + quote, "rate": value, "updatedAt": data.updatedAt}
 
     # --- orders -------------------------------------------------------------------------------
 
@@ -303,16 +332,14 @@ class EZCards(HttpAdapter):
         if order.pay_with_currency:
             body["payWithCurrency"] = order.pay_with_currency.upper()
         try:
-            data = self._call("POST", path, body=body, order_write=True)
+            data = self._call("POST", path, Order, what="order answer", body=body,
+                              order_write=True)
         except SupplierError as exc:
             # The dup check is always on, so a 409 means this reference is taken already.
             if exc.status_code == 409:
                 return self._existing(order.client_reference)
             raise
-        try:
-            result = self._order(data, created=True)
-        except Malformed as exc:
-            raise self.malformed(f"an order answer: {exc}", order_write=True) from exc
+        result = self._order(data)
         if result.status != SupplierStatus.COMPLETED:
             return result
         try:  # an instant order in stock: its code can be read at once
@@ -335,97 +362,70 @@ class EZCards(HttpAdapter):
 
     def lookup_order(self, client_reference: str, *,
                      order: OrderRequest | None = None) -> OrderResult | None:
-        data = self._call("GET", "/v2/orders",
-                          params={"clientOrderNumber": client_reference, "page": 1, "limit": 10})
-        items = self._items(data)
+        items = self._call("GET", "/v2/orders", Listing, what="order list", params={
+            "clientOrderNumber": client_reference, "page": 1, "limit": 10}).items
         if not items:
             return None
         exact = [i for i in items if isinstance(i, dict)
                  and str(i.get("clientOrderNumber")) == client_reference]
         # The dup check keeps one order per reference; should there be more, take the first.
-        chosen = min(exact or items, key=_created_at)
+        chosen = min(exact or items,
+                     key=lambda i: str(i.get("createdAt") or "") if isinstance(i, dict) else "")
         return self._read(chosen)
 
     def fetch_order(self, supplier_order_id: str, *,
                     order: OrderRequest | None = None) -> OrderResult:
-        data = self._call("GET", "/v2/orders",
-                          params={"transactionId": supplier_order_id, "page": 1, "limit": 10})
-        items = [i for i in self._items(data)
+        listed = self._call("GET", "/v2/orders", Listing, what="order list", params={
+            "transactionId": supplier_order_id, "page": 1, "limit": 10}).items
+        items = [i for i in listed
                  if isinstance(i, dict) and str(i.get("transactionId")) == supplier_order_id]
         if not items:
             raise SupplierError(f"EZ Cards does not list order {supplier_order_id}",
                                 kind=Kind.REFUSED, status_code=404, code="NOT_FOUND")
         return self._read(items[0])
 
-    def _items(self, data: Any) -> list[Any]:
-        try:
-            return _field(data, "items", list)
-        except Malformed as exc:
-            raise self.malformed(f"an order list: {exc}") from exc
-
     def _read(self, item: Any) -> OrderResult:
-        try:
-            result = self._order(item, created=False)
-        except Malformed as exc:
-            raise self.malformed(f"an order: {exc}") from exc
-        return self._with_codes(result)
+        return self._with_codes(self._order(self.parse(Order, item, what="order")))
 
-    def _order(self, data: Any, *, created: bool) -> OrderResult:
+    @staticmethod
+    def _order(data: Order) -> OrderResult:
         """An order from a create or Get Orders answer, before its codes are read."""
-        transaction_id = _text(_field(data, "transactionId", str | int))
-        raw = _field(data, "status", str)
-        products = _field(data, "products", list)
-        total = 0
-        for product in products:
-            quantity = _field(product, "quantity", int)
-            if quantity < 0:
-                raise Malformed("a product quantity is negative")
-            total += quantity
-        cost = _money(data, "grandTotal")
         details: dict[str, Any] = {}
-        pay_with = data.get("payWithCurrency")
-        if isinstance(pay_with, str) and pay_with:
-            details["payWithCurrency"] = pay_with
-        if isinstance(data.get("fxSummary"), list):
-            details["fxSummary"] = [
-                {"pair": str(_field(fx, "pair", str)),
-                 "rate": str(to_decimal(_field(fx, "rate", str | int | float))),
-                 "asOfDate": str(fx.get("asOfDate") or "")}
-                for fx in data["fxSummary"]
-            ]
+        if data.payWithCurrency:
+            details["payWithCurrency"] = data.payWithCurrency
+        if data.fxSummary is not None:
+            details["fxSummary"] = [{"pair": fx.pair, "rate": str(fx.rate),
+                                     "asOfDate": fx.asOfDate} for fx in data.fxSummary]
         lines = []
-        for product in products:
-            line = {"sku": _text(_field(product, "sku", str | int)),
-                    "quantity": product["quantity"],
-                    "unitPrice": _money_json(_money(product, "unitPrice"))}
-            if isinstance(product.get("unitPriceOriginal"), dict):
-                line["unitPriceOriginal"] = _money_json(_money(product, "unitPriceOriginal"))
+        for product in data.products:
+            line = {"sku": product.sku, "quantity": product.quantity,
+                    "unitPrice": product.unitPrice.as_json()}
+            if product.unitPriceOriginal is not None:
+                line["unitPriceOriginal"] = product.unitPriceOriginal.as_json()
             lines.append(line)
         if len(lines) == 1 and "unitPriceOriginal" in lines[0]:
             details["unitPriceOriginal"] = lines[0]["unitPriceOriginal"]
         if lines:
             details["products"] = lines
-        if isinstance(data.get("ezOrderNumber"), str):
-            details["ezOrderNumber"] = data["ezOrderNumber"]
-        status = map_status(STATUSES, raw)
+        if data.ezOrderNumber is not None:
+            details["ezOrderNumber"] = data.ezOrderNumber
         return OrderResult(
-            supplier_order_id=transaction_id, status=status, raw_status=raw,
-            client_reference=str(data.get("clientOrderNumber") or ""),
-            delivered=0, total=total, cost=cost, details=details,
+            supplier_order_id=data.transactionId, status=map_status(STATUSES, data.status),
+            raw_status=data.status, client_reference=data.clientOrderNumber, delivered=0,
+            total=sum(p.quantity for p in data.products), cost=data.grandTotal.money,
+            details=details,
         )
 
     def _with_codes(self, result: OrderResult) -> OrderResult:
         """The order combined with GetCodes: fulfilled only when every code is COMPLETED."""
         try:
-            data = self._call("GET", f"/v2/orders/{result.supplier_order_id}/codes")
+            data = self._call("GET", f"/v2/orders/{result.supplier_order_id}/codes",
+                              list[CodeLine], what="codes")
         except SupplierError as exc:
             if exc.status_code != 404 or result.status != SupplierStatus.CANCELLED:
                 raise
             data = []  # a cancelled order may have no codes at all
-        try:
-            codes, pending, expected = self._codes(data)
-        except Malformed as exc:
-            raise self.malformed(f"codes: {exc}") from exc
+        codes, pending, expected = self._codes(data)
         total = max(result.total or 0, expected)
         delivered = len(codes)
         # codes arrive progressively: any not listed as COMPLETED yet is still to come
@@ -449,27 +449,18 @@ class EZCards(HttpAdapter):
         return Money(Decimal(unit["amount"]) * delivered, unit["currency"])
 
     @staticmethod
-    def _codes(data: Any) -> tuple[list[CodeInfo], int, int]:
+    def _codes(data: list[CodeLine]) -> tuple[list[CodeInfo], int, int]:
         """(delivered codes, codes not ready, codes expected) from a GetCodes answer."""
-        if not isinstance(data, list):
-            raise Malformed("codes are not a list")
         codes: list[CodeInfo] = []
         pending = expected = 0
         for product in data:
-            sku = _text(_field(product, "sku", str | int))
-            entries = _field(product, "codes", list)
-            expected += max(_field(product, "quantity", int), len(entries))
-            for entry in entries:
-                status = _field(entry, "status", str)
-                code = entry.get("redeemCode")
-                if status.strip().lower() != CODE_COMPLETED or code in (None, ""):
+            expected += max(product.quantity, len(product.codes))
+            for entry in product.codes:
+                if entry.status.strip().lower() != CODE_COMPLETED or entry.redeemCode is None:
                     pending += 1  # redeemCode stays null until the code is COMPLETED
                     continue
-                stock_id = entry.get("stockId")
-                codes.append(CodeInfo(
-                    code=_text(code), pin=_pin(entry.get("pinCode")), sku=sku,
-                    serial="" if stock_id is None else _text(stock_id),
-                ))
+                codes.append(CodeInfo(code=entry.redeemCode, pin=entry.pinCode,
+                                      sku=product.sku, serial=entry.stockId or ""))
         return codes, pending, expected
 
     @staticmethod

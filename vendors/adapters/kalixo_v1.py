@@ -16,34 +16,37 @@ reference still goes out as ``externalOrderCode``.
 import base64
 import binascii
 import json
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import requests
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from portal.http import Kind, SupplierError, read_json
-from portal.money import (
-    MoneyError,
-    currency_code,
-    exponent,
-    from_minor,
-    to_decimal,
-    to_minor,
-)
+from portal.money import MoneyError, currency_code, from_minor, to_decimal, to_minor
 from vendors.adapters.base import (
+    Amount,
+    Answer,
     BalanceInfo,
     Capabilities,
     CodeInfo,
+    Currency,
     HttpAdapter,
+    Ident,
+    NonBlank,
+    OpenAnswer,
     OrderRequest,
     OrderResult,
     ProductInfo,
     SupplierStatus,
+    Text,
     map_status,
+    minor_to_major,
+    only,
+    or_default,
     settle_status,
 )
 
@@ -65,6 +68,87 @@ REFRESH_LIFETIME = 8 * 3600
 RENEW_MARGIN = 300  # renew this long before expiry (at most a fifth of the lifetime)
 ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                409: "duplicate", 422: "unprocessable"}
+
+
+def _seconds(value: Any) -> float | None:
+    positive = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return float(value) if positive else None
+
+
+def _whole(value: Decimal) -> Decimal:
+    if value != value.to_integral_value():
+        raise ValueError("minor units must be whole")
+    return value
+
+
+def _pin(entry: Any) -> Any:
+    """The code of a pin entry: {PIN}, {pin} or {code} (the answers' generations), or bare."""
+    if isinstance(entry, dict):
+        return next((entry[k] for k in ("PIN", "pin", "code") if entry.get(k) is not None), None)
+    return entry
+
+
+Pins = list[Annotated[NonBlank, BeforeValidator(_pin)]] | None
+OnlyText = Annotated[str, only(str, "")]
+MinorPrice = int | Annotated[float, Field(allow_inf_nan=False)]
+
+
+class Session(OpenAnswer):
+    accessToken: NonBlank
+    refreshToken: OnlyText = ""
+
+
+class Product(Answer):
+    id: Ident
+    currencyCode: Currency
+    buyingCurrencyCode: Currency | None = None
+    denominationType: Text = "fixed"
+    price: Annotated[Amount, AfterValidator(_whole)] | None = None  # minor units
+    buyingPrice: Amount | None = None  # minor units, possibly fractional
+    denominationMinValue: Amount | None = None
+    denominationMaxValue: Amount | None = None
+    denominationStep: Amount | None = None
+    rrp: Annotated[Amount | None, or_default(None)] = None
+    rrpCurrency: Text = ""
+    languages: Annotated[list[Any], only(list, [])] = []
+    ean: Text = ""
+    name: Text = ""
+    brand: Text = ""
+    countryCode: Text = ""
+    status: Text = ""
+
+
+class Page(Answer):
+    count: int | None = None
+    products: list[Product]
+
+
+class Line(Answer):
+    quantity: Annotated[int, Field(ge=0)]
+    price: MinorPrice | None = None
+    productId: Any = None
+    sku: Text = ""
+    # v1 sends pin: [{PIN}]; newer Kalixo answers use pin: [{pin}] or codes: [{code}]
+    pin: Pins = None
+    pins: Pins = None
+    codes: Pins = None
+
+    def code_values(self) -> list[str]:
+        return next((e for e in (self.pin, self.pins, self.codes) if e is not None), [])
+
+
+class Order(Answer):
+    orderId: Ident
+    products: list[Line]
+    orderStatus: Any = None  # place-order documents none
+    externalOrderCode: OnlyText = ""
+    currency: Text = ""
+    currencyCode: Text = ""
+    message: Text = ""
+
+
+class RetrievedOrder(Order):
+    orderStatus: Any  # retrieve-order always states it
 
 
 class KalixoV1(HttpAdapter):
@@ -100,7 +184,7 @@ class KalixoV1(HttpAdapter):
         ))
 
     def _auth_call(self, path: str, *, headers: dict[str, str] | None = None,
-                   json_body: Any = None) -> dict:
+                   json_body: Any = None) -> Session:
         try:
             body = self.call_json("POST", path, headers=headers, json_body=json_body,
                                   authenticate=False)
@@ -108,22 +192,20 @@ class KalixoV1(HttpAdapter):
             raise SupplierError(f"Kalixo v1 authentication failed: {exc.message}",
                                 kind=exc.kind, retry_after=exc.retry_after,
                                 status_code=exc.status_code, code=exc.code) from exc
-        if not isinstance(body, dict) or not _nonempty_str(body.get("accessToken")):
-            raise self.malformed("a login answer without an access token")
-        return body
+        return self.parse(Session, body, what="login answer")
 
-    def _store(self, body: dict, previous: dict | None = None) -> str:
+    def _store(self, body: Session, previous: dict | None = None) -> str:
         now = time.time()
-        access = body["accessToken"]
-        refresh = body.get("refreshToken")
-        if _nonempty_str(refresh):
-            refresh_expires = _expiry(refresh, body, ("refreshExpiresIn", "refreshTokenExpiresIn"),
-                                      REFRESH_LIFETIME, now)
+        access = body.accessToken
+        refresh = body.refreshToken
+        if refresh.strip():
+            refresh_expires = _expiry(refresh, body.pick(
+                "refreshExpiresIn", "refreshTokenExpiresIn"), REFRESH_LIFETIME, now)
         elif previous and previous.get("refresh"):
             refresh, refresh_expires = previous["refresh"], previous["refresh_expires"]
         else:
             refresh, refresh_expires = "", now
-        access_expires = _expiry(access, body, ("expiresIn", "accessTokenExpiresIn"),
+        access_expires = _expiry(access, body.pick("expiresIn", "accessTokenExpiresIn"),
                                  ACCESS_LIFETIME, now)
         self.store_tokens({
             "access": access,
@@ -156,16 +238,12 @@ class KalixoV1(HttpAdapter):
 
         def page(_: int) -> tuple[list, bool]:
             nonlocal skip
-            body = self.call_json("GET", "/v1/catalog/products",
-                                  params={"skip": skip, "take": PAGE_SIZE})
-            if not isinstance(body, dict) or not isinstance(body.get("products"), list):
-                raise self.malformed("a catalog page without a products list")
-            count = body.get("count")
-            if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
-                raise self.malformed("a catalog page with a bad count")
-            items = [_product(item) for item in body["products"]]
+            body = self.parse(Page, self.call_json(
+                "GET", "/v1/catalog/products", params={"skip": skip, "take": PAGE_SIZE},
+            ), what="catalog page")
+            items = [_product(item) for item in body.products]
             skip += len(items)
-            return items, count is None or skip < count
+            return items, body.count is None or skip < body.count
 
         for items in self.paged(page, first=0, what="Kalixo v1 catalog"):
             yield from items
@@ -185,10 +263,12 @@ class KalixoV1(HttpAdapter):
                 kind=Kind.OUTCOME_UNKNOWN, status_code=409, code="duplicate",
             )
         self.raise_for_response(response)
-        data = read_json(response, outcome_unknown=True)
-        result = _order_result(data, client_reference=order.client_reference,
-                               currency=body["currency"], sku=order.sku, submission=True)
-        if result.status is not SupplierStatus.PROCESSING or "orderStatus" in data:
+        answer = self.parse(Order, read_json(response, outcome_unknown=True),
+                            what="order answer", order_write=True)
+        result = _order_result(answer, client_reference=order.client_reference,
+                               currency=body["currency"], sku=order.sku)
+        if result.status is not SupplierStatus.PROCESSING \
+                or "orderStatus" in answer.model_fields_set:
             return result
         # The documented place-order answer carries no status: when not every code came
         # back, ask retrieve-order what became of it.
@@ -196,8 +276,9 @@ class KalixoV1(HttpAdapter):
             fetched = self.fetch_order(result.supplier_order_id)
         except SupplierError:
             return result
-        return _with(fetched, client_reference=order.client_reference, details=result.details,
-                     sku=order.sku)
+        return replace(fetched, client_reference=order.client_reference,
+                       details={**result.details, **fetched.details},
+                       codes=[replace(c, sku=c.sku or order.sku) for c in fetched.codes])
 
     def fetch_order(self, supplier_order_id: str, *,
                     order: OrderRequest | None = None) -> OrderResult:
@@ -205,10 +286,9 @@ class KalixoV1(HttpAdapter):
         if not order_id.isdigit():
             raise SupplierError(f"Kalixo v1 order ids are numbers, not {order_id[:40]!r}",
                                 kind=Kind.REFUSED, code="bad_request")
-        data = self.call_json("GET", "/v1/orders/retrieve-order", params={"id": order_id})
-        if isinstance(data, dict) and "orderStatus" not in data:
-            raise self.malformed("an order without orderStatus")
-        return _order_result(data, client_reference="", currency="", sku="", submission=False)
+        answer = self.parse(RetrievedOrder, self.call_json(
+            "GET", "/v1/orders/retrieve-order", params={"id": order_id}), what="order")
+        return _order_result(answer, client_reference="", currency="", sku="")
 
     def lookup_order(self, client_reference: str, *,
                      order: OrderRequest | None = None) -> OrderResult | None:
@@ -223,14 +303,6 @@ class KalixoV1(HttpAdapter):
 
 # --- helpers -------------------------------------------------------------------------------
 
-def _nonempty_str(value: object) -> bool:
-    return isinstance(value, str) and bool(value.strip())
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _jwt_exp(token: str) -> float | None:
     """The ``exp`` claim when the token is a JWT (read, not verified: we only schedule)."""
     parts = token.split(".")
@@ -244,15 +316,12 @@ def _jwt_exp(token: str) -> float | None:
     return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
-def _expiry(token: str, body: dict, fields: tuple[str, ...], default: float, now: float) -> float:
+def _expiry(token: str, lifetimes: dict[str, Any], default: float, now: float) -> float:
+    """The token's own expiry, else the first lifetime the answer gave, else ``default``."""
     exp = _jwt_exp(token)
     if exp is not None:
         return exp
-    for name in fields:
-        value = body.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-            return now + float(value)
-    return now + default
+    return now + next((s for s in map(_seconds, lifetimes.values()) if s), default)
 
 
 def _renew_at(now: float, expires: float) -> float:
@@ -260,71 +329,41 @@ def _renew_at(now: float, expires: float) -> float:
     return expires - min(RENEW_MARGIN, lifetime / 5)
 
 
-def _malformed(message: str, submission: bool) -> SupplierError:
-    error = SupplierError(f"Kalixo v1 sent a malformed answer: {message}", kind=Kind.MALFORMED,
-                          code="malformed")
-    return error.after_write() if submission else error
+def _product(item: Product) -> ProductInfo:
+    currency = item.currencyCode
+    open_value = item.denominationType.lower() == "open"
+    face = None if open_value or item.price is None else from_minor(item.price, currency)
+    cost_currency = item.buyingCurrencyCode or currency
+    cost = None if item.buyingPrice is None else minor_to_major(item.buyingPrice, cost_currency)
+    skus = [lang["sku"] for lang in item.languages if isinstance(lang, dict)
+            and isinstance(lang.get("sku"), str) and lang["sku"].strip()]
 
+    def bound(value: Decimal | None) -> Decimal | None:
+        return None if value is None else minor_to_major(value, currency)
 
-def _minor_to_major(value: object, currency: str) -> Decimal:
-    """Minor units to major; buying prices may carry fractions of a minor unit."""
-    try:
-        return from_minor(value, currency)
-    except MoneyError:
-        amount = to_decimal(value)  # raises MoneyError when it is no number at all
-        return amount.scaleb(-exponent(currency))
-
-
-def _product(item: object) -> ProductInfo:
-    if not isinstance(item, dict) or not (_is_int(item.get("id"))
-                                          or _nonempty_str(item.get("id"))):
-        raise SupplierError("Kalixo v1 sent a catalog product without an id",
-                            kind=Kind.MALFORMED, code="malformed")
-    pid = item["id"]
-    try:
-        currency = currency_code(item.get("currencyCode"))
-        open_value = str(item.get("denominationType") or "fixed").lower() == "open"
-        face = None if open_value or item.get("price") is None else from_minor(item["price"],
-                                                                               currency)
-        cost_currency = currency_code(item.get("buyingCurrencyCode") or currency)
-        cost = (None if item.get("buyingPrice") is None
-                else _minor_to_major(item["buyingPrice"], cost_currency))
-        bounds = {
-            name: (None if item.get(field) is None else _minor_to_major(item[field], currency))
-            for name, field in (("min_value", "denominationMinValue"),
-                                ("max_value", "denominationMaxValue"),
-                                ("step", "denominationStep"))
-        }
-        rrp = item.get("rrp")
-        rrp_value = None if rrp in (None, "") else to_decimal(rrp)
-    except MoneyError as exc:
-        raise SupplierError(f"Kalixo v1 product {str(pid)[:40]}: {exc}",
-                            kind=Kind.MALFORMED, code="malformed") from exc
-    languages = item.get("languages") if isinstance(item.get("languages"), list) else []
-    skus = [lang["sku"] for lang in languages if isinstance(lang, dict)
-            and _nonempty_str(lang.get("sku"))]
-    ean = str(item.get("ean") or "")
     return ProductInfo(
-        supplier_product_id=str(pid),
-        sku=skus[0] if skus else ean or str(pid),
-        name=str(item.get("name") or ""),
-        brand=str(item.get("brand") or ""),
-        country=str(item.get("countryCode") or ""),
+        supplier_product_id=item.id,
+        sku=skus[0] if skus else item.ean or item.id,
+        name=item.name,
+        brand=item.brand,
+        country=item.countryCode,
         face_value=face,
         face_currency=currency,
         cost=cost,
         cost_currency=cost_currency if cost is not None else "",
         denomination_type="open" if open_value else "fixed",
-        available=str(item.get("status") or "").lower() == "active",
+        min_value=bound(item.denominationMinValue),
+        max_value=bound(item.denominationMaxValue),
+        step=bound(item.denominationStep),
+        available=item.status.lower() == "active",
         delivery="instant",
         extra={
-            "ean": ean,
-            "rrp": None if rrp_value is None else str(rrp_value),
-            "rrp_currency": str(item.get("rrpCurrency") or ""),
-            "status": str(item.get("status") or ""),
+            "ean": item.ean,
+            "rrp": None if item.rrp is None else str(item.rrp),
+            "rrp_currency": item.rrpCurrency,
+            "status": item.status,
             "skus": skus,
         },
-        **bounds,
     )
 
 
@@ -342,7 +381,8 @@ def _order_body(order: OrderRequest) -> dict:
     if not pid.isdigit():
         raise SupplierError("Kalixo v1 product ids are numbers", kind=Kind.REFUSED,
                             code="bad_request")
-    if not _is_int(order.quantity) or order.quantity < 1:
+    if isinstance(order.quantity, bool) or not isinstance(order.quantity, int) \
+            or order.quantity < 1:
         raise SupplierError("quantity must be at least 1", kind=Kind.REFUSED,
                             code="bad_request")
     line: dict[str, Any] = {"productId": int(pid), "quantity": order.quantity,
@@ -357,64 +397,28 @@ def _order_body(order: OrderRequest) -> dict:
     return body
 
 
-def _codes(line: dict, sku: str, submission: bool) -> list[CodeInfo]:
-    # v1 sends pin: [{PIN}]; newer Kalixo answers use pin: [{pin}] or codes: [{code}].
-    raw = line.get("pin", line.get("pins", line.get("codes")))
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise _malformed("a product's pins are not a list", submission)
-    codes = []
-    for entry in raw:
-        value = (entry.get("PIN", entry.get("pin", entry.get("code")))
-                 if isinstance(entry, dict) else entry)
-        if not _nonempty_str(value):
-            raise _malformed("a pin without a code", submission)
-        codes.append(CodeInfo(code=value, sku=sku))
-    return codes
-
-
-def _order_result(data: object, *, client_reference: str, currency: str, sku: str,
-                  submission: bool) -> OrderResult:
-    if not isinstance(data, dict):
-        raise _malformed("the order is not an object", submission)
-    order_id = data.get("orderId")
-    if not (_is_int(order_id) or _nonempty_str(order_id)):
-        raise _malformed("no orderId", submission)
-    products = data.get("products")
-    if not isinstance(products, list):
-        raise _malformed("no products list", submission)
-    reference = data.get("externalOrderCode")
-    currency = currency or str(data.get("currency") or data.get("currencyCode") or "")
+def _order_result(data: Order, *, client_reference: str, currency: str,
+                  sku: str) -> OrderResult:
+    currency = currency or data.currency or data.currencyCode
     codes: list[CodeInfo] = []
     total = 0
     total_minor = Decimal(0)
     unit_prices = []
-    for line in products:
-        if not isinstance(line, dict):
-            raise _malformed("a product is not an object", submission)
-        quantity, price = line.get("quantity"), line.get("price")
-        if not _is_int(quantity) or quantity < 0:
-            raise _malformed("a product without a quantity", submission)
-        if price is not None and not (_is_int(price) or isinstance(price, float)):
-            raise _malformed("a product price is not a number", submission)
-        if price is not None and isinstance(price, float) and not math.isfinite(price):
-            raise _malformed("a product price is not a number", submission)
-        line_sku = str(line.get("sku") or sku or "")
-        codes.extend(_codes(line, line_sku, submission))
-        total += quantity
-        if price is not None:
-            total_minor += to_decimal(price) * quantity
-            unit_prices.append({"productId": line.get("productId"), "price_minor": price})
-    raw_status = data.get("orderStatus")
-    if raw_status is None:
+    for line in data.products:
+        line_sku = line.sku or sku or ""
+        codes.extend(CodeInfo(code=value, sku=line_sku) for value in line.code_values())
+        total += line.quantity
+        if line.price is not None:
+            total_minor += to_decimal(line.price) * line.quantity
+            unit_prices.append({"productId": line.productId, "price_minor": line.price})
+    if data.orderStatus is None:
         # place-order documents no status: every code back means done, else still going
         mapped = (SupplierStatus.COMPLETED if total and len(codes) >= total
                   else SupplierStatus.PROCESSING)
         raw = ""
     else:
-        raw = str(raw_status)
-        mapped = map_status(STATUSES, raw_status)
+        raw = str(data.orderStatus)
+        mapped = map_status(STATUSES, data.orderStatus)
     status, why = settle_status(mapped, delivered=len(codes), ordered=total)
     details: dict[str, Any] = {"unit_prices": unit_prices} if unit_prices else {}
     if currency and unit_prices:
@@ -425,21 +429,14 @@ def _order_result(data: object, *, client_reference: str, currency: str, sku: st
         except MoneyError:
             pass
     return OrderResult(
-        supplier_order_id=str(order_id).strip(),
+        supplier_order_id=data.orderId.strip(),
         status=status,
         raw_status=raw[:50],
-        client_reference=client_reference or (reference if isinstance(reference, str) else ""),
+        client_reference=client_reference or data.externalOrderCode,
         codes=codes,
         delivered=len(codes),
         total=total,
-        message=(why or str(data.get("message") or ""))[:200],
+        message=(why or data.message)[:200],
         details=details,
     )
 
-
-def _with(result: OrderResult, *, client_reference: str, details: dict,
-          sku: str) -> OrderResult:
-    return replace(
-        result, client_reference=client_reference, details={**details, **result.details},
-        codes=[replace(c, sku=c.sku or sku) for c in result.codes],
-    )

@@ -27,8 +27,6 @@ from portal.http import Kind, SupplierError, read_json
 from portal.money import (
     MoneyError,
     currency_code,
-    exponent,
-    from_minor,
     round_money,
     to_decimal,
     to_minor,
@@ -44,6 +42,7 @@ from vendors.adapters.base import (
     ProductInfo,
     SupplierStatus,
     map_status,
+    minor_to_major,
     settle_status,
 )
 
@@ -125,14 +124,6 @@ class Order(Answer):
     message: Any = None
     estimatedReadyAt: Any = None
     wallet: Any = None
-
-
-def _minor_amount(value: Amount, currency: str) -> Decimal:
-    """Minor units (possibly fractional, as buyingPrice may be) in major units."""
-    amount = to_decimal(value)
-    if amount == amount.to_integral_value():
-        return from_minor(amount, currency)
-    return amount.scaleb(-exponent(currency))
 
 
 def _major_amount(value: Amount, currency: str) -> Decimal:
@@ -221,14 +212,14 @@ class KalixoV2(HttpAdapter):
         if not is_open:
             if fields.price is None:
                 raise Malformed(f"product {pid} has no price")
-            face_value = _minor_amount(fields.price, currency)
+            face_value = minor_to_major(fields.price, currency)
         if fields.buyingPrice is not None and not is_open:
             cost_currency = currency_code(fields.buyingCurrencyCode or currency)
-            cost = _minor_amount(fields.buyingPrice, cost_currency)
+            cost = minor_to_major(fields.buyingPrice, cost_currency)
 
         def bound(name: str) -> Decimal | None:
             value = getattr(fields, name)
-            return _minor_amount(value, currency) if is_open and value is not None else None
+            return minor_to_major(value, currency) if is_open and value is not None else None
 
         extra = {
             key: data[key] for key in (
@@ -310,7 +301,7 @@ class KalixoV2(HttpAdapter):
             raise self.malformed(f"catalog product {product_id}: price is no whole number")
         with _parsing("catalog product"):
             currency = currency_code(data.buyingCurrencyCode or data.currencyCode)
-            cost = None if data.buyingPrice is None else _minor_amount(data.buyingPrice, currency)
+            cost = None if data.buyingPrice is None else minor_to_major(data.buyingPrice, currency)
         if cost is not None and cost > expected_cost:
             raise SupplierError(
                 f"Kalixo product {product_id} now costs {cost} {currency}, more than the "

@@ -19,23 +19,34 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import requests
+from pydantic import RootModel, model_validator
 
 from portal.http import Kind, SupplierError, read_json
 from portal.money import Money, MoneyError, currency_code, round_money, to_decimal
 from vendors.adapters.base import (
+    Amount,
+    Answer,
     BalanceInfo,
     Capabilities,
     CodeInfo,
+    Currency,
     HttpAdapter,
+    Ident,
+    M,
+    NonBlank,
+    OpenAnswer,
     OrderRequest,
     OrderResult,
     ProductInfo,
     Quote,
     SupplierStatus,
+    Text,
     map_status,
+    only,
+    or_default,
     settle_status,
 )
 
@@ -60,6 +71,85 @@ STATUSES: dict[str, SupplierStatus] = {
     "failed": SupplierStatus.FAILED,
 }
 
+ISO = Annotated[Currency | None, only(str), or_default(None)]  # a code, or absent if no string
+
+
+class Priced(OpenAnswer):
+    """Something in a currency: an ISO code of its own, else an id from ``/currencies``."""
+
+    currency: ISO = None
+    currency_code: ISO = None
+    currency_id: Any = None
+
+
+class Wallet(Priced):
+    amount: Amount
+
+
+class Denomination(Answer):
+    min_value: Amount
+    max_value: Amount
+    # a percentage (the charges API shows 2.5 -> 5.00 off 200.00)
+    discount: Annotated[Amount, or_default(0)] = Decimal(0)
+
+
+class Product(Priced):
+    id: Ident
+    available_denominations: list[Denomination]
+    name: Text = ""
+    brand: Text = ""
+    delivery_time: Any = None
+    validity: Text = ""
+    is_active: Any = True
+
+
+class CurrencyRow(Answer):
+    id: int | str
+    code: Any = None
+
+
+class Charges(OpenAnswer):
+    total_payable: Amount
+    charges_details: Annotated[dict[str, Any], or_default({})] = {}
+
+
+class Voucher(Answer):
+    card_number: Any = None
+    claim_url: Any = None
+    pin_code: Text = ""
+    voucher_reference_number: Text = ""
+    expires_at: Any = None
+
+    @model_validator(mode="after")
+    def _has_code(self) -> "Voucher":
+        code = self.card_number or self.claim_url
+        if not isinstance(code, str) or not code:
+            raise ValueError("a voucher has neither card_number nor claim_url")
+        return self
+
+
+class Listed(OpenAnswer):
+    """An order as ``GET /orders`` lists it: enough to find ours."""
+
+    id: Any = None
+    reference_code: Any = None
+    ref: Any = None
+
+
+class Order(Priced, Listed):
+    id: Ident
+    status: str
+    quantity: int | None = None
+    vouchers: Annotated[list[Voucher], or_default([])] = []
+    amount: Amount | None = None
+
+
+class Tokens(Answer):
+    access_token: NonBlank
+    refresh_token: Any = None
+    access_expires_at: Any = None
+    refresh_expires_at: Any = None
+
 
 class Starship(HttpAdapter):
     kind = "starship"
@@ -78,38 +168,35 @@ class Starship(HttpAdapter):
 
     def fetch_catalog(self) -> Iterator[ProductInfo]:
         currencies = _LazyCurrencies(self)
-        for item in self._pages(f"{API}/products", limit=PAGE_LIMIT):
+        for item in self._pages(f"{API}/products", Product, limit=PAGE_LIMIT):
             yield from self._products(item, currencies)
 
     def fetch_balances(self) -> list[BalanceInfo]:
         currencies = _LazyCurrencies(self)
         totals: dict[str, Decimal] = {}
-        for wallet in self._pages(f"{API}/wallets", limit=PAGE_LIMIT):
-            if not isinstance(wallet, dict):
-                raise _malformed("a wallet is not an object")
+        for wallet in self._pages(f"{API}/wallets", Wallet, limit=PAGE_LIMIT):
             currency = self._currency_of(wallet, currencies)
-            amount = _amount(wallet.get("amount"), "wallet amount")
-            totals[currency] = totals.get(currency, Decimal(0)) + amount
+            totals[currency] = totals.get(currency, Decimal(0)) + wallet.amount
         return [BalanceInfo(currency=c, amount=round_money(a, c)) for c, a in totals.items()]
 
     def quote(self, order: OrderRequest) -> Quote | None:
         product_id, denomination = _product_and_denomination(order)
         body = {"denomination": denomination, "quantity": order.quantity}
-        data = _object(self._json("POST", f"{API}/products/{product_id}/charges", body=body),
-                       "charges")
-        details = data.get("charges_details") or {}
-        if not isinstance(details, dict):
-            raise _malformed("charges_details is not an object")
-        currency = _currency(details.get("destination_currency") or order.pay_with_currency
-                             or order.currency)
-        total = round_money(_amount(data.get("total_payable"), "total_payable"), currency)
+        data = self.parse(Charges, self._json("POST", f"{API}/products/{product_id}/charges",
+                                              body=body), what="charges")
+        details = data.charges_details
+        currency = self._currency(details.get("destination_currency")
+                                  or order.pay_with_currency or order.currency,
+                                  "charges: destination_currency")
+        total = round_money(data.total_payable, currency)
+        sent = data.pick("total_amount", "discount_amount", "max_quantity")
         unit = round_money(total / order.quantity, currency)
         return Quote(
             unit_cost=Money(unit, currency), total_cost=Money(total, currency),
             details={
-                "total_amount": str(data.get("total_amount")),
-                "discount_amount": str(data.get("discount_amount")),
-                "max_quantity": data.get("max_quantity"),
+                "total_amount": str(sent.get("total_amount")),
+                "discount_amount": str(sent.get("discount_amount")),
+                "max_quantity": sent.get("max_quantity"),
                 "source_currency": details.get("source_currency"),
                 "destination_currency": details.get("destination_currency"),
                 "forex_rate": _str_or_none(details.get("forex_rate")),
@@ -140,9 +227,10 @@ class Starship(HttpAdapter):
                 )
             return found
         self.raise_for_response(response)
-        data = _object(read_json(response, outcome_unknown=True), "order", outcome_unknown=True)
+        data = self.parse(Order, read_json(response, outcome_unknown=True),
+                          what="order answer", order_write=True)
         fallback = order.pay_with_currency or order.currency
-        result = self._order_result(data, fallback_currency=fallback, outcome_unknown=True)
+        result = self._order_result(data, fallback_currency=fallback, order_write=True)
         if map_status(STATUSES, result.raw_status) is SupplierStatus.COMPLETED and not result.codes:
             # the create answer carries no vouchers; on a stock hit they are readable at once
             try:
@@ -155,7 +243,8 @@ class Starship(HttpAdapter):
 
     def fetch_order(self, supplier_order_id: str, *,
                     order: OrderRequest | None = None) -> OrderResult:
-        data = _object(self._json("GET", f"{API}/orders/{supplier_order_id}"), "order")
+        data = self.parse(Order, self._json("GET", f"{API}/orders/{supplier_order_id}"),
+                          what="order")
         # The order answer states its amount but not always its currency: the wallet we pay
         # from, which is the pay-with currency or the order's own.
         fallback = (order.pay_with_currency or order.currency) if order else ""
@@ -164,14 +253,13 @@ class Starship(HttpAdapter):
     def lookup_order(self, client_reference: str, *,
                      order: OrderRequest | None = None) -> OrderResult | None:
         # No documented reference filter: page through the orders (newest first) for our ref.
-        for page_number, items in enumerate(self._page_lists(f"{API}/orders", limit=PAGE_LIMIT)):
+        pages = self._page_lists(f"{API}/orders", Listed, limit=PAGE_LIMIT)
+        for page_number, items in enumerate(pages):
             for item in items:
-                if not isinstance(item, dict):
-                    raise _malformed("an order is not an object")
-                if client_reference in (item.get("reference_code"), item.get("ref")):
-                    if item.get("id") in (None, ""):
-                        raise _malformed("an order has no id")
-                    return self.fetch_order(str(item["id"]), order=order)
+                if client_reference in (item.reference_code, item.ref):
+                    if item.id in (None, ""):
+                        raise self.malformed("orders: our order has no id")
+                    return self.fetch_order(str(item.id), order=order)
             if page_number + 1 >= LOOKUP_MAX_PAGES:
                 raise SupplierError(
                     f"order not found in the newest {LOOKUP_MAX_PAGES * PAGE_LIMIT} orders; "
@@ -181,106 +269,80 @@ class Starship(HttpAdapter):
 
     # ------------------------------------------------------------------ orders
 
-    def _order_result(self, data: dict, *, fallback_currency: str = "",
-                      outcome_unknown: bool = False) -> OrderResult:
-        order_id = data.get("id")
-        raw_status = data.get("status")
-        if order_id in (None, "") or not isinstance(raw_status, str):
-            raise _malformed("order answer without id or status", outcome_unknown)
-        reference = data.get("reference_code") or data.get("ref") or ""
-        quantity = data.get("quantity")
-        if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, int)):
-            raise _malformed("order quantity is not a whole number", outcome_unknown)
-        vouchers = data.get("vouchers") or []
-        if not isinstance(vouchers, list):
-            raise _malformed("vouchers is not a list", outcome_unknown)
-        codes = [_code(v) for v in vouchers]
-        status, message = settle_status(map_status(STATUSES, raw_status), delivered=len(codes),
-                                        ordered=quantity)
-        cost = self._cost(data, fallback_currency, outcome_unknown)
+    def _order_result(self, data: Order, *, fallback_currency: str = "",
+                      order_write: bool = False) -> OrderResult:
+        codes = [CodeInfo(code=v.card_number or v.claim_url, pin=v.pin_code,
+                          claim_url=str(v.claim_url or ""), serial=v.voucher_reference_number,
+                          expires_at=_datetime(v.expires_at)) for v in data.vouchers]
+        status, message = settle_status(map_status(STATUSES, data.status), delivered=len(codes),
+                                        ordered=data.quantity)
+        cost = self._cost(data, fallback_currency, order_write)
         cost_estimated = False
-        if status is SupplierStatus.PARTIALLY_COMPLETED:
-            if cost is not None and quantity:
-                # the refund is not stated: the undelivered share of the amount, rounded
-                refund = round_money(cost.amount * (quantity - len(codes)) / quantity,
-                                     cost.currency)
-                cost, cost_estimated = Money(cost.amount - refund, cost.currency), True
-        sub_status = data.get("sub_status") or data.get("subStatus") or ""
+        if status is SupplierStatus.PARTIALLY_COMPLETED and cost is not None and data.quantity:
+            # the refund is not stated: the undelivered share of the amount, rounded
+            refund = round_money(cost.amount * (data.quantity - len(codes)) / data.quantity,
+                                 cost.currency)
+            cost, cost_estimated = Money(cost.amount - refund, cost.currency), True
+        sent = data.pick("sub_status", "subStatus", "transaction_id", "product_id",
+                         "denomination", "discount", "placed_at")
         return OrderResult(
-            supplier_order_id=str(order_id),
+            supplier_order_id=data.id,
             status=status,
-            raw_status=raw_status,
-            client_reference=str(reference),
+            raw_status=data.status,
+            client_reference=str(data.reference_code or data.ref or ""),
             codes=codes,
             delivered=len(codes),
-            total=quantity,
+            total=data.quantity,
             cost=cost,
             cost_estimated=cost_estimated,
             message=message,
             details={k: v for k, v in {
-                "sub_status": str(sub_status),
-                "transaction_id": data.get("transaction_id"),
-                "product_id": data.get("product_id"),
-                "denomination": _str_or_none(data.get("denomination")),
-                "discount": _str_or_none(data.get("discount")),
-                "amount": _str_or_none(data.get("amount")),
-                "placed_at": data.get("placed_at"),
+                "sub_status": str(sent.get("sub_status") or sent.get("subStatus") or ""),
+                "transaction_id": sent.get("transaction_id"),
+                "product_id": sent.get("product_id"),
+                "denomination": _str_or_none(sent.get("denomination")),
+                "discount": _str_or_none(sent.get("discount")),
+                "amount": _str_or_none(data.amount),
+                "placed_at": sent.get("placed_at"),
             }.items() if v not in (None, "")},
         )
 
-    def _cost(self, data: dict, fallback_currency: str, outcome_unknown: bool) -> Money | None:
-        if data.get("amount") is None:
+    def _cost(self, data: Order, fallback_currency: str, order_write: bool) -> Money | None:
+        currency = data.currency or data.currency_code or fallback_currency
+        if data.amount is None or not currency:
             return None
-        raw_currency = data.get("currency") or data.get("currency_code") or fallback_currency
-        if not raw_currency:
-            return None
-        try:
-            currency = currency_code(raw_currency)
-            return Money(round_money(to_decimal(data["amount"]), currency), currency)
-        except MoneyError as exc:
-            raise _malformed(f"order amount or currency unreadable ({exc})",
-                             outcome_unknown) from exc
+        currency = self._currency(currency, "order: currency", order_write=order_write)
+        return Money(round_money(data.amount, currency), currency)
 
     # ------------------------------------------------------------------ catalogue
 
-    def _products(self, item: Any, currencies: "_LazyCurrencies") -> Iterator[ProductInfo]:
-        if not isinstance(item, dict) or item.get("id") in (None, ""):
-            raise _malformed("a product is not an object with an id")
-        pid = str(item["id"])
+    def _products(self, item: Product, currencies: "_LazyCurrencies") -> Iterator[ProductInfo]:
         currency = self._currency_of(item, currencies)
-        denominations = item.get("available_denominations")
-        if not isinstance(denominations, list):
-            raise _malformed(f"product {pid} has no available_denominations list")
-        delivery = str(item.get("delivery_time") or "").strip().upper()
+        delivery = str(item.delivery_time or "").strip().upper()
         common = {
-            "name": str(item.get("name") or pid),
-            "brand": str(item.get("brand") or ""),
+            "name": item.name or item.id,
+            "brand": item.brand,
             "face_currency": currency,
             "cost_currency": currency,
             "delivery": {"INSTANT": "instant", "DELAYED": "delayed"}.get(delivery, ""),
-            "terms": str(item.get("validity") or ""),
-            "available": item.get("is_active", True) is not False,
+            "terms": item.validity,
+            "available": item.is_active is not False,
         }
-        extra = {k: item.get(k) for k in ("category", "sub_category", "country_id", "currency_id",
-                                          "delivery_mode", "delivery_type", "delivery_time")
-                 if item.get(k) is not None}
+        extra = item.pick("category", "sub_category", "country_id", "currency_id",
+                          "delivery_mode", "delivery_type", "delivery_time")
         open_ranges = 0
-        for denomination in denominations:
-            if not isinstance(denomination, dict):
-                raise _malformed(f"product {pid} has a malformed denomination")
-            low = _amount(denomination.get("min_value"), "min_value")
-            high = _amount(denomination.get("max_value"), "max_value")
-            # the discount is a percentage (the charges API shows 2.5 -> 5.00 off 200.00)
-            percent = _amount(denomination.get("discount", 0) or 0, "discount")
+        for denomination in item.available_denominations:
+            low, high = denomination.min_value, denomination.max_value
+            percent = denomination.discount
             info_extra = {**extra, "discount_percent": str(percent)}
             if low == high:
                 value = round_money(low, currency)
-                sid = f"{pid}:{value}"
+                sid = f"{item.id}:{value}"
                 cost = round_money(value - value * percent / 100, currency)
                 yield ProductInfo(supplier_product_id=sid, sku=sid, face_value=value, cost=cost,
                                   extra=info_extra, **common)
             else:
-                sid = pid if open_ranges == 0 else f"{pid}:{low}-{high}"
+                sid = item.id if open_ranges == 0 else f"{item.id}:{low}-{high}"
                 open_ranges += 1
                 yield ProductInfo(
                     supplier_product_id=sid, sku=sid, denomination_type="open",
@@ -295,35 +357,34 @@ class Starship(HttpAdapter):
         if isinstance(cached, dict) and cached:
             return cached
         mapping: dict[str, str] = {}
-        for item in self._pages(f"{API}/currencies", limit=PAGE_LIMIT):
-            if not isinstance(item, dict) or item.get("id") is None:
-                raise _malformed("a currency is not an object with an id")
+        for item in self._pages(f"{API}/currencies", CurrencyRow, limit=PAGE_LIMIT):
             try:
-                mapping[str(item["id"])] = currency_code(item.get("code"))
+                mapping[str(item.id)] = currency_code(item.code)
             except MoneyError:
                 continue  # a currency Babel does not know cannot be priced; skip it
         self.cache.set(key, mapping, timeout=CURRENCY_CACHE_SECONDS)
         return mapping
 
-    @staticmethod
-    def _currency_of(item: dict, currencies: "_LazyCurrencies") -> str:
-        for field in ("currency", "currency_code"):
-            if isinstance(item.get(field), str) and item[field]:
-                return _currency(item[field])
-        code = currencies.get(str(item.get("currency_id")))
+    def _currency_of(self, item: Priced, currencies: "_LazyCurrencies") -> str:
+        code = item.currency or item.currency_code or currencies.get(str(item.currency_id))
         if not code:
-            raise _malformed(f"unknown currency_id {item.get('currency_id')!r}")
+            raise self.malformed(f"unknown currency_id {item.currency_id!r}")
         return code
+
+    def _currency(self, value: Any, where: str, *, order_write: bool = False) -> str:
+        try:
+            return currency_code(value)
+        except MoneyError as exc:
+            raise self.malformed(f"{where}: unknown currency {str(value)[:10]!r}",
+                                 order_write=order_write) from exc
 
     # ------------------------------------------------------------------ paging
 
-    def _page_lists(self, path: str, *, limit: int) -> Iterator[list]:
+    def _page_lists(self, path: str, model: type[M], *, limit: int) -> Iterator[list[M]]:
         def page(number: int) -> tuple[list, bool]:
             response = self._send("GET", path, params={"page": number, "limit": limit})
             self.raise_for_response(response)
-            items = read_json(response)
-            if not isinstance(items, list):
-                raise _malformed(f"{path} did not answer a list")
+            items = self.parse(RootModel[list[model]], read_json(response), what=path).root
             has_more = response.headers.get("X-Has-More")
             total_pages = response.headers.get("X-Total-Pages")
             if has_more is not None:
@@ -334,8 +395,8 @@ class Starship(HttpAdapter):
 
         return self.paged(page, max_pages=MAX_PAGES, what=path)
 
-    def _pages(self, path: str, *, limit: int) -> Iterator[Any]:
-        for items in self._page_lists(path, limit=limit):
+    def _pages(self, path: str, model: type[M], *, limit: int) -> Iterator[M]:
+        for items in self._page_lists(path, model, limit=limit):
             yield from items
 
     # ------------------------------------------------------------------ HTTP and auth
@@ -396,13 +457,11 @@ class Starship(HttpAdapter):
             raise SupplierError(f"Starship {action} refused (HTTP {response.status_code})",
                                 kind=self.error(response, code).kind,
                                 status_code=response.status_code, code=code)
-        data = _object(read_json(response), f"{action} answer")
-        access, refresh = data.get("access_token"), data.get("refresh_token")
-        if not isinstance(access, str) or not access:
-            raise _malformed(f"{action} answer without access_token")
+        data = self.parse(Tokens, read_json(response), what=f"{action} answer")
+        access, refresh = data.access_token, data.refresh_token
         now = time.time()
-        access_exp = _epoch(data.get("access_expires_at"), now + DEFAULT_ACCESS_TTL)
-        refresh_exp = _epoch(data.get("refresh_expires_at"), now + DEFAULT_REFRESH_TTL)
+        access_exp = _epoch(data.access_expires_at, now + DEFAULT_ACCESS_TTL)
+        refresh_exp = _epoch(data.refresh_expires_at, now + DEFAULT_REFRESH_TTL)
         if not isinstance(refresh, str) or not refresh:
             refresh, refresh_exp = "", access_exp
         self.store_tokens({"access_token": access, "refresh_token": refresh,
@@ -512,22 +571,6 @@ def _is_duplicate_ref(response: requests.Response) -> bool:
     return any(isinstance(r, dict) and r.get("rule") == "unique" for r in rules)
 
 
-def _code(voucher: Any) -> CodeInfo:
-    if not isinstance(voucher, dict):
-        raise _malformed("a voucher is not an object")
-    card, claim = voucher.get("card_number"), voucher.get("claim_url")
-    code = card or claim
-    if not isinstance(code, str) or not code:
-        raise _malformed("a voucher has neither card_number nor claim_url")
-    return CodeInfo(
-        code=code,
-        pin=str(voucher.get("pin_code") or ""),
-        claim_url=str(claim or ""),
-        serial=str(voucher.get("voucher_reference_number") or ""),
-        expires_at=_datetime(voucher.get("expires_at")),
-    )
-
-
 def _datetime(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
@@ -554,31 +597,7 @@ def _epoch(value: Any, default: float) -> float:
     return default
 
 
-def _amount(value: Any, what: str) -> Decimal:
-    try:
-        return to_decimal(value)
-    except MoneyError as exc:
-        raise _malformed(f"{what} is not an amount") from exc
-
-
-def _currency(value: Any) -> str:
-    try:
-        return currency_code(value)
-    except MoneyError as exc:
-        raise _malformed(f"unknown currency {str(value)[:10]!r}") from exc
-
-
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _object(data: Any, what: str, outcome_unknown: bool = False) -> dict:
-    if not isinstance(data, dict):
-        raise _malformed(f"{what} is not a JSON object", outcome_unknown)
-    return data
-
-
-def _malformed(message: str, outcome_unknown: bool = False) -> SupplierError:
-    error = SupplierError(f"Starship sent a malformed answer: {message}", kind=Kind.MALFORMED,
-                          code="malformed")
-    return error.after_write() if outcome_unknown else error
