@@ -71,6 +71,9 @@ class OrderAdmin(ScopedAdmin):
     # order search takes them by POST and hands over their blind index, which matches here.
     search_fields = ("reference", "vendor_orders__supplier_order_id", "purchase_order", "note",
                      "=vouchers__code_index")
+    search_help_text = ("Reference, supplier order id, purchase order or note. Never type a code "
+                        "here (it would land in the address and the logs): the portal's order "
+                        "search finds an order by its code.")
     list_select_related = ("placed_by",)
     date_hierarchy = "created_at"
     show_full_result_count = False
@@ -241,6 +244,8 @@ class VoucherAdmin(ScopedAdmin):
                     "key_version", "created_at")
     list_filter = ("duplicate", "key_version", "vendor_order__vendor")
     search_fields = ("order__reference", "serial", "=code_index")
+    search_help_text = ("Order reference or serial. Never type a code here (it would land in the "
+                        "address and the logs): the portal's order search finds it.")
     list_select_related = ("order", "vendor_order")
     date_hierarchy = "created_at"
     show_full_result_count = False
