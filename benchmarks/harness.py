@@ -150,7 +150,7 @@ class Workers:
                 raise RuntimeError(f"a worker exited with {process.returncode}; see {log}")
 
     def supplier_requests(self) -> Counter:
-        """Requests the workers sent to suppliers, by kind, from the ``portal.http`` lines."""
+        """Requests the workers sent to suppliers, by kind, from the ``common.http`` lines."""
         counts: Counter = Counter()
         line = re.compile(r" portal\.http (GET|POST|PUT|PATCH|DELETE) (\S+?):? ")
         for path in self.logs:

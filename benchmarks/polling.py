@@ -15,7 +15,7 @@ the sandbox over HTTP), each time on a fresh sandbox account:
   ``BURST_SECONDS`` every request of the account answers 429 with the ``Retry-After`` left.
 
 Measured per run: supplier requests per completed order (every request the workers sent,
-counted from their ``portal.http`` log lines: the price check, the submission, the polls) and
+counted from their ``common.http`` log lines: the price check, the submission, the polls) and
 the lag from supplier readiness (the order's ``estimatedReadyAt``, which is when the Kalixo v2
 sandbox makes the codes available) to the codes stored (``Voucher.created_at``).
 
@@ -195,7 +195,7 @@ def report(results: list[Result], *, orders: int, codes: int, arrival: float) ->
               f"{per.get('poll', 0):>7.2f}{percentile(r.lags, 50):>8.1f}s"
               f"{percentile(r.lags, 95):>8.1f}s{max(r.lags, default=float('nan')):>8.1f}s"
               f"{r.seconds:>6.0f}s")
-    print("req/order: supplier requests the workers sent (portal.http log lines) per completed "
+    print("req/order: supplier requests the workers sent (common.http log lines) per completed "
           "order: price check (GET catalog product), submit (POST /orders), poll "
           "(GET /orders/{id});")
     print("lag: from the supplier's readiness (the order's estimatedReadyAt) to its codes "
@@ -217,7 +217,7 @@ def report(results: list[Result], *, orders: int, codes: int, arrival: float) ->
 def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
     from django.contrib.auth import get_user_model
 
-    logging.getLogger("portal.http").setLevel(logging.WARNING)
+    logging.getLogger("common.http").setLevel(logging.WARNING)
     user, _ = get_user_model().objects.get_or_create(
         username="bench", defaults={"is_staff": True, "is_superuser": True}
     )

@@ -6,7 +6,7 @@ engine (``place_order``, the dispatcher every 2 s as ``portal/cron.py`` schedule
 codes placed at random over ``ARRIVAL`` seconds, half of an instant test product and half of a
 delayed one (``PRODUCTS``), and the run lasts until every supplier order is final.
 
-Counted per supplier: every request the workers sent (their ``portal.http`` log lines), by
+Counted per supplier: every request the workers sent (their ``common.http`` log lines), by
 kind: submit (a POST that places an order), poll/fetch (a GET of an order or its codes), auth
 (logins and token refreshes), price (a price read or quote before a submission) and other.
 Catalog and balance syncs at set-up run in this process and are not counted. The suppliers'
@@ -128,7 +128,7 @@ def report(results: list[Result], seconds: float) -> None:
         print(f"{r.supplier:<11}{r.orders:>7}{r.completed:>10}{r.codes:>7}"
               + "".join(f"{r.requests.get(k, 0):>11}" for k in KINDS)
               + f"{sum(r.requests.values()):>7}{r.per_order:>10.2f}{r.per_code:>9.2f}")
-    print("requests the workers sent (portal.http log lines); submit: "
+    print("requests the workers sent (common.http log lines); submit: "
           "POST of an order; poll/fetch: GET of an order or its codes; auth: logins and "
           "refreshes; price: a price read or quote in the job.")
     for r in results:
@@ -146,7 +146,7 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
     from orders.pricing import LineRequest
     from vendors.models import Product
 
-    logging.getLogger("portal.http").setLevel(logging.WARNING)
+    logging.getLogger("common.http").setLevel(logging.WARNING)
     user, _ = get_user_model().objects.get_or_create(
         username="bench", defaults={"is_staff": True, "is_superuser": True}
     )

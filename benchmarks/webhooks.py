@@ -140,7 +140,7 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
     from orders.pricing import LineRequest
     from vendors.models import Product
 
-    logging.getLogger("portal.http").setLevel(logging.WARNING)
+    logging.getLogger("common.http").setLevel(logging.WARNING)
     user, _ = get_user_model().objects.get_or_create(
         username="bench", defaults={"is_staff": True, "is_superuser": True}
     )

@@ -6,11 +6,11 @@ from django.db.models import Prefetch
 from django.http import Http404
 from django.template.response import TemplateResponse
 
+from common.money import MoneyError, currency_code
 from orders import selectors, services, spend
 from orders.errors import OrderError
 from orders.models import Order, OrderLine, SpendLimit, VendorOrder, Voucher
 from portal import twofactor
-from portal.money import MoneyError, currency_code
 
 
 class ScopedAdmin(admin.ModelAdmin):

@@ -6,8 +6,8 @@ Each field's ciphertext is bound to its voucher id and field name.
 
 from dataclasses import dataclass, field
 
+from common.crypto import Keyring, default_keyring
 from orders.models import Voucher
-from portal.crypto import Keyring, default_keyring
 
 SEALED_FIELDS = ("code", "pin", "claim_url")
 

@@ -30,12 +30,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from common.http import Kind, SupplierError
+from common.money import MoneyError
 from orders.custody import seal
 from orders.models import Order, OrderLine, VendorOrder, Voucher
 from orders.pricing import codes
 from portal import audit
-from portal.http import Kind, SupplierError
-from portal.money import MoneyError
 from vendors import ledger
 from vendors.adapters.base import OrderRequest, OrderResult, SupplierStatus
 from vendors.services import adapter_for
@@ -176,7 +176,7 @@ def _supplier_trouble(vo: VendorOrder, exc: SupplierError) -> str:
 
 
 def _over_budget(vo: VendorOrder, exc: SupplierError, *, sending: bool) -> str:
-    """Our own request budget for the supplier is spent (portal.http): nothing was sent, so
+    """Our own request budget for the supplier is spent (common.http): nothing was sent, so
     it counts as neither an attempt nor a fault."""
     delay = (exc.retry_after or 1) + random.uniform(0, 1)
     if sending:

@@ -18,11 +18,11 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.core.cache import cache
 
+from common.http import SupplierError
+from common.money import format_money
 from orders import selectors, spend
 from orders.errors import OrderError
 from orders.models import Order
-from portal.http import SupplierError
-from portal.money import format_money
 from vendors.adapters import kinds_with
 from vendors.adapters.base import OrderRequest
 from vendors.models import Balance, Product

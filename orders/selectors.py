@@ -32,10 +32,10 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from common.crypto import default_keyring
 from orders.models import Order, OrderLine, VendorOrder, Voucher
 from portal.access import is_portal_user
 from portal.audit import ACCESS_ACTIONS
-from portal.crypto import default_keyring
 from portal.models import AuditEvent
 from vendors.models import Balance, LedgerEntry, Product, Vendor
 

@@ -18,6 +18,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from common.http import SupplierError
+from common.money import MoneyError, format_money
 from orders import spend
 from orders.custody import VoucherSecrets, open_voucher
 from orders.dispatch import claim_and_enqueue
@@ -34,8 +36,6 @@ from orders.pricing import LineRequest, PricedLine, codes, price_line, route
 from orders.selectors import can_see_all_orders
 from portal import audit
 from portal.access import is_portal_user
-from portal.http import SupplierError
-from portal.money import MoneyError, format_money
 from vendors import ledger
 from vendors.adapters import adapter_class
 from vendors.adapters.base import OrderResult

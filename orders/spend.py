@@ -24,9 +24,9 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from common.money import format_money
 from orders.models import Order, SpendLimit
 from portal import audit
-from portal.money import format_money
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.crypto import CryptoError, parse_index_key, parse_keys
+from common.crypto import CryptoError, parse_index_key, parse_keys
 
 
 def key_problems(voucher_keys: str, index_key: str) -> list[str]:

@@ -12,7 +12,8 @@ import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from portal import embedded_redis, local_secrets, money
+from common import money
+from portal import embedded_redis, local_secrets
 from portal.paths import BASE_DIR, VAR_DIR, owner_only_dir, owner_only_file
 
 env = environ.Env()
@@ -216,7 +217,7 @@ CONTENT_SECURITY_POLICY = {
 }
 X_FRAME_OPTIONS = "DENY"
 
-# Supplier HTTP: connect and read timeouts in seconds, used by portal.http for every call.
+# Supplier HTTP: connect and read timeouts in seconds, used by common.http for every call.
 SUPPLIER_CONNECT_TIMEOUT = env.float("SUPPLIER_CONNECT_TIMEOUT", default=5.0)
 SUPPLIER_READ_TIMEOUT = env.float("SUPPLIER_READ_TIMEOUT", default=30.0)
 

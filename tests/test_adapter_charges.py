@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import responses
 
-from portal.money import Money
+from common.money import Money
 from tests.test_adapter_starship import BASE, adapter, order_body, order_request
 
 DELIVERED = [{"card_number": "CARD-A", "pin_code": None, "claim_url": None,

@@ -9,7 +9,7 @@ import pytest
 import requests
 import responses
 
-from portal.http import Kind, SupplierError
+from common.http import Kind, SupplierError
 from vendors.adapters.base import OrderRequest, SupplierStatus
 from vendors.adapters.kalixo_v1 import KalixoV1
 

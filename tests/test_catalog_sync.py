@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
-from portal.http import SupplierError
+from common.http import SupplierError
 from portal.models import AuditEvent
 from tests.conftest import set_faults
 from vendors import ledger, services

@@ -37,9 +37,9 @@ from django.db.models import Q
 from django.utils import timezone
 from rq import SimpleWorker, Worker
 
+from common.crypto import default_keyring
 from orders import dispatch, pricing, services
 from orders.models import Order, VendorOrder, Voucher
-from portal.crypto import default_keyring
 from portal.models import AuditEvent
 from portal.worker import heartbeats as worker_beats
 from tests.conftest import sandbox_get, set_faults
@@ -176,7 +176,7 @@ def run_engine(*, done, timeout: float, tick=None) -> float:
 @pytest.fixture
 def quiet_http():
     """Each supplier request logs a line at INFO; under ``-s`` keep only the trouble."""
-    logger = logging.getLogger("portal.http")
+    logger = logging.getLogger("common.http")
     level = logger.level
     logger.setLevel(logging.WARNING)
     yield

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 import requests
 
-from portal.http import SupplierError
+from common.http import SupplierError
 from tests.conftest import MemoryCache
 from vendors.adapters import base as seam  # HttpAdapter.call sends through base.request
 from vendors.adapters.base import OrderRequest, SupplierStatus

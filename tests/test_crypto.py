@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from portal.crypto import CryptoError, Keyring, parse_keys
+from common.crypto import CryptoError, Keyring, parse_keys
 
 
 def key() -> str:

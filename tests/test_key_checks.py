@@ -7,8 +7,8 @@ import json
 import pytest
 from django.core.cache import cache
 
+from common.crypto import Keyring
 from portal.checks import key_problems, running_check_command
-from portal.crypto import Keyring
 from tests.conftest import MemoryCache
 from tests.test_settings import KEY, PRODUCTION, manage
 from vendors.services import vendor_set_credentials

@@ -26,7 +26,7 @@ def supplier_requests(caplog, vendor) -> Counter:
     sent = Counter()
     for record in caplog.records:
         message = record.getMessage()
-        if record.name == "portal.http" and vendor.base_url in message:
+        if record.name == "common.http" and vendor.base_url in message:
             method, url = message.split()[:2]
             sent[f"{method} {url.removeprefix(vendor.base_url)}"] += 1
     caplog.clear()
@@ -47,7 +47,7 @@ def hidden_fields(response) -> dict:
 def ez_quote(sandbox_vendor, client, django_user_model, caplog):
     """A signed-in user, EZ Cards' sterling card paid in dollars (priced by a supplier quote),
     and the requests one such quote sends."""
-    caplog.set_level(logging.INFO, logger="portal.http")
+    caplog.set_level(logging.INFO, logger="common.http")
     vendor = sandbox_vendor("ezcards")
     product = Product.objects.get(vendor=vendor, sku="EZTEST-GBP")
     login_verified(client, django_user_model.objects.create_superuser("q", password="q-pass-123"))

@@ -6,10 +6,10 @@ from decimal import Decimal
 import pytest
 import responses
 
+from common import http
+from common.http import Budget, Kind, SupplierError
 from orders import fulfilment
 from orders.models import Order
-from portal import http
-from portal.http import Budget, Kind, SupplierError
 from tests.test_order_flow import finished, place
 from vendors.adapters import KIND_CHOICES, adapter_class, capabilities
 from vendors.adapters.base import OrderRequest

@@ -6,9 +6,9 @@ import time
 from django.core.cache import cache
 from django.utils import timezone
 
+from common.http import SupplierError
 from orders import fulfilment
 from orders.models import Order, VendorOrder
-from portal.http import SupplierError
 from portal.models import AuditEvent
 from tests.conftest import set_faults
 from tests.test_order_flow import finished, place

@@ -2,7 +2,7 @@
 
 import json
 
-from portal.crypto import Keyring, default_keyring
+from common.crypto import Keyring, default_keyring
 from vendors.models import Vendor
 
 

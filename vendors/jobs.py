@@ -2,7 +2,7 @@
 
 import django_rq
 
-from portal.http import SupplierError
+from common.http import SupplierError
 from vendors import services
 from vendors.models import Vendor
 from vendors.selectors import enabled_vendors

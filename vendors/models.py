@@ -13,7 +13,7 @@ class Vendor(models.Model):
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=20, choices=KIND_CHOICES)
     base_url = models.URLField(max_length=300)
-    # JSON of the credentials, encrypted with portal.crypto; write-only in the admin.
+    # JSON of the credentials, encrypted with common.crypto; write-only in the admin.
     credentials_encrypted = models.TextField(blank=True, editable=False)
     enabled = models.BooleanField(default=True)
 

@@ -11,9 +11,9 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from common.http import Budget, SupplierError
+from common.money import MoneyError
 from portal import audit
-from portal.http import Budget, SupplierError
-from portal.money import MoneyError
 from vendors import ledger
 from vendors.adapters import ADAPTERS, adapter_class
 from vendors.adapters.base import Adapter, ProductInfo

@@ -1,7 +1,7 @@
 """The adapters' shared cache, sealed: supplier access and refresh tokens never reach Redis in
 plaintext.
 
-Every value is JSON, encrypted with the voucher keyring (AES-GCM, portal.crypto) under
+Every value is JSON, encrypted with the voucher keyring (AES-GCM, common.crypto) under
 associated data naming its cache key, so a value copied to another key does not decrypt. A
 value that does not decrypt (a key removed from ``VOUCHER_KEYS``, a tampered entry) is a miss:
 the adapter logs in again.
@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-from portal.crypto import CryptoError, Keyring, default_keyring
+from common.crypto import CryptoError, Keyring, default_keyring
 from vendors.adapters.base import TokenCache
 
 

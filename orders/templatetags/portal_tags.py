@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from django import template
 
-from portal.money import MoneyError, format_money
+from common.money import MoneyError, format_money
 
 register = template.Library()
 

@@ -27,8 +27,8 @@ from pydantic import (
     ValidationError,
 )
 
-from portal.http import Budget, Kind, SupplierError, read_json, request
-from portal.money import Money, MoneyError, currency_code, exponent, from_minor, to_decimal
+from common.http import Budget, Kind, SupplierError, read_json, request
+from common.money import Money, MoneyError, currency_code, exponent, from_minor, to_decimal
 
 __all__ = [
     "Adapter", "Amount", "Answer", "BalanceInfo", "Capabilities", "CodeInfo", "Currency",

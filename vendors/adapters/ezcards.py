@@ -15,8 +15,8 @@ from typing import Annotated, Any, Generic, TypeVar
 import requests
 from pydantic import BeforeValidator, Field, PlainValidator
 
-from portal.http import Kind, SupplierError
-from portal.money import Money, MoneyError, currency_code, quantum
+from common.http import Kind, SupplierError
+from common.money import Money, MoneyError, currency_code, quantum
 from vendors.adapters.base import (
     Amount,
     Answer,

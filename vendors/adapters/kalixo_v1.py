@@ -25,8 +25,8 @@ from typing import Annotated, Any
 import requests
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from portal.http import Kind, SupplierError, read_json
-from portal.money import MoneyError, currency_code, from_minor, to_decimal, to_minor
+from common.http import Kind, SupplierError, read_json
+from common.money import MoneyError, currency_code, from_minor, to_decimal, to_minor
 from vendors.adapters.base import (
     Amount,
     Answer,

@@ -23,8 +23,8 @@ from urllib.parse import quote
 import requests
 from pydantic import AfterValidator
 
-from portal.http import Kind, SupplierError, read_json
-from portal.money import (
+from common.http import Kind, SupplierError, read_json
+from common.money import (
     MoneyError,
     currency_code,
     round_money,

@@ -24,8 +24,8 @@ from typing import Annotated, Any
 import requests
 from pydantic import RootModel, model_validator
 
-from portal.http import Kind, SupplierError, read_json
-from portal.money import Money, MoneyError, currency_code, round_money, to_decimal
+from common.http import Kind, SupplierError, read_json
+from common.money import Money, MoneyError, currency_code, round_money, to_decimal
 from vendors.adapters.base import (
     Amount,
     Answer,

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.http import SupplierError
+from common.http import SupplierError
 from vendors.selectors import enabled_vendors
 
 

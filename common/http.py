@@ -20,9 +20,9 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-from portal import ratelimit
+from common import ratelimit
 
-logger = logging.getLogger("portal.http")
+logger = logging.getLogger("common.http")
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECRET_KEYS = re.compile(
@@ -95,7 +95,7 @@ class SupplierError(Exception):
 
 @dataclass(frozen=True)
 class Budget:
-    """A supplier's request budget shared by every worker (portal.ratelimit)."""
+    """A supplier's request budget shared by every worker (common.ratelimit)."""
 
     key: str
     per_minute: int
