@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> None:
             importlib.import_module(SCENARIOS[name]).run(
                 args, var_dir=var_dir, sandbox_url=sandbox_url
             )
-    print(f"\nbenchmarks done in {time.monotonic() - started:.0f} s")
+    seconds = time.monotonic() - started
+    harness.report(var_dir / "results.json", seconds)
+    print(f"\nbenchmarks done in {seconds:.0f} s")
 
 
 if __name__ == "__main__":

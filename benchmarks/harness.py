@@ -1,13 +1,21 @@
 """What every scenario needs: a private environment, Django, Redis, a sandbox server, real RQ
-workers in their own processes, and counting what they asked the suppliers.
+workers in their own processes, counting what they asked the suppliers, and the figures.
 
 ``configure()`` must run before anything imports Django or ``portal``: it points ``VAR_DIR``
-at the benchmark's own directory and points ``DATABASE_URL`` at a throwaway SQLite file
-there.
+at the benchmark's own directory and the database at a throwaway one: a SQLite file there,
+or, when ``DATABASE_URL`` names a PostgreSQL server, a database of its own on that server
+(``BENCH_DATABASE``, dropped and created again). A ``REDIS_URL`` server is used at its
+database ``BENCH_REDIS_DB``, emptied; otherwise the embedded Redis under ``VAR_DIR``.
+
+Each scenario hands its headline figures to ``record()``: the value, its target and the
+baseline measured in the same run. ``report()`` prints them as one table at the end and writes
+them as JSON.
 """
 
+import json
 import math
 import os
+import platform
 import re
 import shutil
 import signal
@@ -17,10 +25,77 @@ import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 QUEUES = ("orders", "polling")
+BENCH_DATABASE = "voucher_portal_bench"
+BENCH_REDIS_DB = 12
+
+
+@dataclass
+class Figure:
+    """One measured figure: ``met`` is None where the figure has no target."""
+
+    scenario: str
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    met: bool | None = None
+    baseline: str = ""
+
+
+FIGURES: list[Figure] = []
+
+
+def record(scenario: str, name: str, value: float, unit: str, *, target: str = "",
+           met: bool | None = None, baseline: str = "") -> Figure:
+    figure = Figure(scenario, name, value, unit, target, met, baseline)
+    FIGURES.append(figure)
+    return figure
+
+
+def database_engine() -> str:
+    """``postgresql`` or ``sqlite``: what the scenarios run on (after ``configure()``)."""
+    return "postgresql" if os.environ["DATABASE_URL"].startswith(("postgres", "pgsql")) \
+        else "sqlite"
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    memory = ""
+    try:
+        kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, AttributeError):
+        pass
+    return f"{platform.machine()} {cpus} CPUs{memory}, Python {platform.python_version()}"
+
+
+def redis_kind() -> str:
+    return "server" if os.environ.get("REDIS_URL") else "embedded"
+
+
+def report(path: Path, seconds: float) -> None:
+    """Print every recorded figure beside its target and baseline; write them as JSON."""
+    if FIGURES:
+        rows = [(f.scenario, f.name, f"{f.value:,.{2 if abs(f.value) < 100 else 0}f} {f.unit}",
+                 f.target, {True: "met", False: "MISSED", None: ""}[f.met], f.baseline)
+                for f in FIGURES]
+        head = ("scenario", "figure", "value", "target", "", "baseline")
+        widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+        print(f"\nsummary ({database_engine()}, {redis_kind()} Redis, {machine()}):")
+        for row in [head, *rows]:
+            print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    path.write_text(json.dumps({
+        "database": database_engine(), "redis": redis_kind(), "machine": machine(),
+        "seconds": round(seconds),
+        "figures": [asdict(f) for f in FIGURES],
+    }, indent=2))
+    print(f"figures in {path}")
 
 
 def configure() -> Path:
@@ -31,11 +106,29 @@ def configure() -> Path:
                          "directory of their own (make bench uses var/bench)")
     os.environ["VAR_DIR"] = str(var_dir)
     os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
-    # Always the throwaway SQLite file under VAR_DIR, whatever the environment or .env says.
-    os.environ["DATABASE_URL"] = f"sqlite:///{var_dir / 'portal.sqlite3'}"
+    # A throwaway database whatever the environment or .env says: never the portal's own.
+    server = os.environ.get("DATABASE_URL", "")
+    if server.startswith(("postgres", "pgsql")):
+        os.environ["DATABASE_URL"] = fresh_postgres_database(server)
+    else:
+        os.environ["DATABASE_URL"] = f"sqlite:///{var_dir / 'portal.sqlite3'}"
+    if os.environ.get("REDIS_URL"):
+        parts = urlsplit(os.environ["REDIS_URL"])
+        os.environ["REDIS_URL"] = urlunsplit(parts._replace(path=f"/{BENCH_REDIS_DB}"))
     os.environ.setdefault("LOG_LEVEL", "INFO")  # workers log each supplier request
     var_dir.mkdir(parents=True, exist_ok=True)
     return var_dir
+
+
+def fresh_postgres_database(url: str) -> str:
+    """Drop and create ``BENCH_DATABASE`` on the server of ``url``; return its URL."""
+    import psycopg
+
+    parts = urlsplit(url)
+    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as db:
+        db.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+        db.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+    return urlunsplit(parts._replace(path=f"/{BENCH_DATABASE}"))
 
 
 def reset_state(var_dir: Path) -> None:
@@ -59,15 +152,15 @@ def setup_django() -> None:
 
 @contextmanager
 def redis():
-    """The embedded Redis unless ``REDIS_URL`` names one; the embedded one starts empty."""
+    """The embedded Redis unless ``REDIS_URL`` names one; either starts empty (the server's
+    database is the benchmark's own, see ``configure()``)."""
     import django_rq
     from django.conf import settings
 
     from portal import embedded_redis
 
     process = embedded_redis.start() if settings.EMBEDDED_REDIS else None
-    if settings.EMBEDDED_REDIS:
-        django_rq.get_connection("default").flushdb()
+    django_rq.get_connection("default").flushdb()
     try:
         yield
     finally:
