@@ -31,8 +31,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 QUEUES = ("orders", "polling")
-BENCH_DATABASE = "voucher_portal_bench"
-BENCH_REDIS_DB = 12
+BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "voucher_portal_bench")
+BENCH_REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "12"))
 
 
 @dataclass
