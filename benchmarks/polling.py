@@ -65,9 +65,10 @@ class Result:
 
 
 def make_vendor(sandbox_url: str, name: str, **fields):
+    from orders.balances import sync_balances
     from vendors.models import Vendor
     from vendors.sandbox import kalixo_v2
-    from vendors.services import sync_balances, sync_catalog, vendor_set_credentials
+    from vendors.services import sync_catalog, vendor_set_credentials
 
     account = f"bench{uuid.uuid4().hex[:8]}"
     requests.post(f"{sandbox_url}/_sandbox/kalixo_v2/faults/{account}", json=LIFTED,

@@ -74,9 +74,10 @@ class Result:
 def make_vendor(sandbox_url: str, kind: str):
     import importlib
 
+    from orders.balances import sync_balances
     from vendors.models import Vendor
     from vendors.sandbox.app import SUPPLIERS
-    from vendors.services import sync_balances, sync_catalog, vendor_set_credentials
+    from vendors.services import sync_catalog, vendor_set_credentials
 
     token = f"bench{uuid.uuid4().hex[:8]}"
     credentials, account = sandbox_account(kind, token)

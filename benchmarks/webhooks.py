@@ -86,9 +86,10 @@ def portal_server(var_dir):
 
 
 def make_vendor(sandbox_url: str, portal_url: str, name: str, fields: dict, webhooks: bool):
+    from orders.balances import sync_balances
     from vendors.models import Vendor
     from vendors.sandbox import starship
-    from vendors.services import sync_balances, sync_catalog, vendor_set_credentials
+    from vendors.services import sync_catalog, vendor_set_credentials
 
     token = f"bench{uuid.uuid4().hex[:8]}"
     vendor = Vendor.objects.create(

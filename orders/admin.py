@@ -7,10 +7,12 @@ from django.http import Http404
 from django.template.response import TemplateResponse
 
 from common.money import MoneyError, currency_code
-from orders import selectors, services, spend
+from orders import jobs, selectors, services, spend
 from orders.errors import OrderError
-from orders.models import Order, OrderLine, SpendLimit, VendorOrder, Voucher
+from orders.models import LedgerEntry, Order, OrderLine, SpendLimit, VendorOrder, Voucher
 from portal import twofactor
+from vendors import admin as vendor_admin
+from vendors.models import Vendor
 
 
 class ScopedAdmin(admin.ModelAdmin):
@@ -336,3 +338,47 @@ class SpendLimitAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj) -> None:
         spend.delete_spend_limit(actor=request.user, limit=obj)
+
+
+admin.site.unregister(Vendor)
+
+
+@admin.register(Vendor)
+class VendorAdmin(vendor_admin.VendorAdmin):
+    """The vendor admin with the balance sync, which writes the ledger (so it lives here, as
+    Django's docs extend the user admin from another app)."""
+
+    actions = (*vendor_admin.VendorAdmin.actions, "sync_balances")
+
+    @admin.action(description="Sync balances now", permissions=["change"])
+    def sync_balances(self, request, queryset) -> None:
+        self.enqueue(request, queryset, jobs.sync_balances, "Balance")
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(admin.ModelAdmin):
+    """Every movement of every balance, read-only: the ledger is written by the engine only."""
+
+    list_display = ("created_at", "balance", "kind", "amount", "order", "vendor_order", "note")
+    list_filter = ("kind", "balance__vendor", "balance__currency")
+    search_fields = ("order__reference", "vendor_order__client_reference", "note")
+    list_select_related = ("balance__vendor", "order", "vendor_order")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = list_display
+    readonly_fields = list_display
+
+    def has_module_permission(self, request) -> bool:
+        return services.can_see_ledger(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return services.can_see_ledger(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,10 +1,15 @@
-"""RQ entry points for orders: thin, taking ids and calling the engine.
+"""RQ entry points for orders and the ledger: thin, taking ids and calling the engine.
 
-``advance_vendor_order``'s dotted path is orders.dispatch.JOB; portal.cron schedules the other
-two.
+``advance_vendor_order``'s dotted path is orders.dispatch.JOB; portal.cron schedules the
+dispatch, the sweep and the balance syncs.
 """
 
-from orders import dispatch, fulfilment
+import django_rq
+
+from common.http import SupplierError
+from orders import balances, dispatch, fulfilment
+from vendors.models import Vendor
+from vendors.selectors import enabled_vendors
 
 
 def advance_vendor_order(vendor_order_id: int, claim: str | None = None) -> str:
@@ -17,3 +22,22 @@ def dispatch_due() -> int:
 
 def sweep() -> dict[str, int]:
     return dispatch.sweep()
+
+
+def sync_balances(vendor_id: int) -> int | None:
+    vendor = Vendor.objects.filter(pk=vendor_id, enabled=True).first()
+    if vendor is None:
+        return None
+    try:
+        return len(balances.sync_balances(vendor=vendor))
+    except SupplierError:
+        return None  # recorded on the vendor; the next scheduled sync tries again
+
+
+def enqueue_balance_syncs() -> int:
+    """Queue a balance sync for every enabled vendor (the scheduler calls this)."""
+    queue = django_rq.get_queue("sync")
+    vendors = list(enabled_vendors().values_list("pk", flat=True))
+    for vendor_id in vendors:
+        queue.enqueue(sync_balances, vendor_id, job_id=f"sync-balances-{vendor_id}")
+    return len(vendors)

@@ -4,7 +4,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from vendors.models import MONEY, Product, Vendor
+from vendors.models import MONEY, Balance, Product, Vendor
 
 
 class Order(models.Model):
@@ -132,6 +132,8 @@ class VendorOrder(models.Model):
         FINAL = enum.nonmember(frozenset({COMPLETED, PARTIALLY_COMPLETED, FAILED, CANCELLED}))
         # Sent, outcome not learned: a person may settle it (orders.services.resolve_unknown).
         UNRESOLVED = enum.nonmember(frozenset({UNKNOWN, SENDING}))
+        # The supplier may have charged it and the ledger not debited it yet.
+        UNSETTLED = enum.nonmember(frozenset({SENDING, PROCESSING, UNKNOWN}))
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="vendor_orders")
     line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="vendor_orders")
@@ -268,3 +270,46 @@ class SupplierEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.vendor_id}:{self.event_id}"
+
+
+class LedgerEntry(models.Model):
+    """One movement of a vendor balance, written with the change that caused it (orders.ledger)."""
+
+    class Kind(models.TextChoices):
+        RESERVE = "reserve"  # an order placed: money set aside
+        RELEASE = "release"  # set-aside money no longer needed (failed, undelivered)
+        DEBIT = "debit"  # codes delivered: money spent
+        REPORT = "report"  # the supplier's own figure, from a balance sync
+        DIFFERENCE = "difference"  # the supplier's figure differs from what we expected
+        # the supplier's figure settles estimated debits: what it charged minus the estimates
+        ADJUSTMENT = "adjustment"
+
+    balance = models.ForeignKey(Balance, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    amount = models.DecimalField(**MONEY)
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    vendor_order = models.ForeignKey(
+        VendorOrder, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.CharField(max_length=300, blank=True)
+    estimated = models.BooleanField(
+        default=False, help_text="A debit the supplier did not state: the portal's estimate, "
+        "corrected by the next balance sync.",
+    )
+    reconciled_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reconciles",
+        help_text="For an estimated debit: the balance sync difference that settled it.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # The table keeps the name it had when the ledger lived in vendors (migration 0008).
+        db_table = "vendors_ledgerentry"
+        ordering = ["created_at", "id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["balance", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} {self.balance.currency}"

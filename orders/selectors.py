@@ -33,11 +33,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from common.crypto import default_keyring
-from orders.models import Order, OrderLine, VendorOrder, Voucher
+from orders.models import LedgerEntry, Order, OrderLine, VendorOrder, Voucher
 from portal.access import is_portal_user
 from portal.audit import ACCESS_ACTIONS
 from portal.models import AuditEvent
-from vendors.models import Balance, LedgerEntry, Product, Vendor
+from vendors.models import Balance, Product, Vendor
 
 # Columns the order list may be sorted by: URL name -> model field. None of them is ever
 # NULL, and every sort ends with the id, so that (sort value, id) orders the rows strictly:

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from common.http import SupplierError
 from common.money import MoneyError, format_money
-from orders import spend
+from orders import ledger, spend
 from orders.custody import VoucherSecrets, open_voucher
 from orders.dispatch import claim_and_enqueue
 from orders.errors import OrderError
@@ -36,7 +36,6 @@ from orders.pricing import LineRequest, PricedLine, codes, price_line, route
 from orders.selectors import can_see_all_orders
 from portal import audit
 from portal.access import is_portal_user
-from vendors import ledger
 from vendors.adapters import adapter_class
 from vendors.adapters.base import OrderResult
 from vendors.services import adapter_for
@@ -533,3 +532,9 @@ def reveal_voucher(*, voucher: Voucher, user) -> VoucherSecrets:
                      order=voucher.order, message=f"Code ending {voucher.last4} revealed",
                      data={"voucher": str(voucher.pk), "last4": voucher.last4})
     return open_voucher(voucher)
+
+
+def can_see_ledger(user) -> bool:
+    """Ledger entries (what each order reserved, spent and released) are for those who see
+    balances: operators."""
+    return user.is_active and user.has_perm("vendors.view_balance")

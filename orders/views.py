@@ -28,7 +28,6 @@ from orders.models import Order, VendorOrder, Voucher
 from portal.idle import not_user_activity
 from portal.twofactor import fresh_authentication_required
 from vendors.models import Product
-from vendors.services import can_see_ledger
 
 PAGE_SIZE = 50
 MAX_PAGE = 10_000
@@ -289,7 +288,7 @@ def _detail_context(request: HttpRequest, order: Order) -> dict:
         "can_approve": services.can_approve(user, order),
         "can_repoll": services.can_repoll(user, order),
         "resolvable": [vo for vo in order.vendor_orders.all() if services.can_resolve(user, vo)],
-        "ledger": selectors.ledger_entries(order) if can_see_ledger(user) else None,
+        "ledger": selectors.ledger_entries(order) if services.can_see_ledger(user) else None,
         "resolve_form": ResolveForm(),
     }
 

@@ -15,4 +15,5 @@ cron.register(order_jobs.dispatch_due, "polling", interval=2, result_ttl=0, ttl=
 cron.register(order_jobs.sweep, "polling", interval=settings.ORDER_SWEEP_INTERVAL, result_ttl=0,
               ttl=120)
 # Keep catalogs and balances fresh.
-cron.register(vendor_jobs.enqueue_syncs, "sync", interval=900, result_ttl=0)
+cron.register(vendor_jobs.enqueue_catalog_syncs, "sync", interval=900, result_ttl=0)
+cron.register(order_jobs.enqueue_balance_syncs, "sync", interval=900, result_ttl=0)

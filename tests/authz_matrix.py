@@ -175,7 +175,7 @@ MODELS = {
     **model_pages("orders/spendlimit", view=OPERATORS, add=OPERATORS, change=OPERATORS,
                   delete=OPERATORS),
     # The ledger is written by the engine only: read-only, for operators.
-    **model_pages("vendors/ledgerentry", view=OPERATORS),
+    **model_pages("orders/ledgerentry", view=OPERATORS),
     # Second factors: superusers only, and never their secrets (the key's page and QR code).
     **model_pages("otp_totp/totpdevice", view=SUPERUSER, add=SUPERUSER, change=SUPERUSER,
                   delete=SUPERUSER),

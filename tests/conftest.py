@@ -165,9 +165,10 @@ def sandbox_vendor(sandbox_url, transactional_db):
     """A vendor on a fresh sandbox account, its catalog and balances synced over HTTP."""
     import importlib
 
+    from orders.balances import sync_balances
     from vendors.models import Vendor
     from vendors.sandbox.app import SUPPLIERS
-    from vendors.services import sync_balances, sync_catalog, vendor_set_credentials
+    from vendors.services import sync_catalog, vendor_set_credentials
 
     def make(kind: str, **fields):
         token = uuid.uuid4().hex[:10]

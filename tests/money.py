@@ -6,8 +6,7 @@ from decimal import Decimal
 
 import requests
 
-from orders.models import VendorOrder
-from vendors.models import LedgerEntry
+from orders.models import LedgerEntry, VendorOrder
 
 
 def sandbox_charges(sandbox_url: str, vendor) -> dict:

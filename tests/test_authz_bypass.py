@@ -13,14 +13,14 @@ from django.utils import timezone
 
 from orders import services
 from orders.errors import OrderError
-from orders.models import Order, VendorOrder
+from orders.models import LedgerEntry, Order, VendorOrder
 from portal.models import AuditEvent
 from portal.roles import role_group
 from tests.auth import log_in
 from tests.conftest import sandbox_get
 from tests.test_authz_matrix import make_order
 from tests.test_order_flow import finished, place
-from vendors.models import LedgerEntry, Product
+from vendors.models import Product
 
 S, V = Order.Status, VendorOrder.Status
 SENT = {"submitted_at": timezone.now() - timedelta(minutes=5), "supplier_order_id": "SUP-9"}

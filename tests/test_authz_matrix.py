@@ -28,12 +28,12 @@ from rq import Queue
 from rq.job import Job
 
 from orders.custody import seal
-from orders.models import Order, OrderLine, SpendLimit, VendorOrder, Voucher
+from orders.models import LedgerEntry, Order, OrderLine, SpendLimit, VendorOrder, Voucher
 from portal.models import AuditEvent
 from portal.roles import ROLES, role_group
 from tests import authz_matrix as matrix
 from tests.auth import log_in
-from vendors.models import Balance, LedgerEntry, Product, Vendor
+from vendors.models import Balance, Product, Vendor
 from vendors.services import vendor_set_credentials
 
 pytestmark = pytest.mark.django_db
@@ -130,7 +130,7 @@ def world(django_user_model) -> World:
         "orders/voucher": completed.vouchers.get(),
         "orders/spendlimit": SpendLimit.objects.create(user=placer, currency="GBP",
                                                        per_order=Decimal("100")),
-        "vendors/ledgerentry": LedgerEntry.objects.create(
+        "orders/ledgerentry": LedgerEntry.objects.create(
             balance=balance, kind=LedgerEntry.Kind.DEBIT, amount=Decimal("-9.50"),
             order=completed),
         "otp_totp/totpdevice": TOTPDevice.objects.create(user=placer, name="phone"),

@@ -7,10 +7,12 @@ from django.core.management import call_command
 from django.db import transaction
 
 from common.http import SupplierError
+from orders import balances, ledger
+from orders.models import LedgerEntry
 from portal.models import AuditEvent
 from tests.conftest import set_faults
-from vendors import ledger, services
-from vendors.models import Balance, LedgerEntry, Product
+from vendors import services
+from vendors.models import Balance, Product
 
 
 @pytest.mark.parametrize("kind", ["kalixo_v2", "kalixo_v1", "ezcards", "starship"])
@@ -56,7 +58,7 @@ def test_it_records_the_difference_between_supplier_and_ledger(sandbox_vendor):
         balance = ledger.locked_balance(vendor, "USD")
         balance.spent_since_report = Decimal("25")
         balance.save()
-    services.sync_balances(vendor=vendor)
+    balances.sync_balances(vendor=vendor)
     difference = LedgerEntry.objects.get(balance=balance, kind="difference")
     assert difference.amount == Decimal("25")
     balance.refresh_from_db()

@@ -39,13 +39,13 @@ from rq import SimpleWorker, Worker
 
 from common.crypto import default_keyring
 from orders import dispatch, pricing, services
-from orders.models import Order, VendorOrder, Voucher
+from orders.models import LedgerEntry, Order, VendorOrder, Voucher
 from portal.models import AuditEvent
 from portal.worker import heartbeats as worker_beats
 from tests.conftest import sandbox_get, set_faults
 from tests.money import assert_money_reconciles
 from tests.test_recovery import kill_worker, start_worker
-from vendors.models import Balance, LedgerEntry, Product
+from vendors.models import Balance, Product
 
 KINDS = ("kalixo_v2", "kalixo_v1", "ezcards", "starship")
 ORDERS = 240

@@ -11,12 +11,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from orders import confirmations, pricing, services
+from orders import confirmations, ledger, pricing, services
 from orders.models import Order
 from portal.roles import role_group
 from tests.auth import log_in
 from tests.conftest import sandbox_get
-from vendors import ledger
 from vendors.models import Product
 
 URL = "/orders/new/"

@@ -137,7 +137,8 @@ def redis_text(conn) -> bytes:
 def test_it_keeps_supplier_tokens_out_of_redis_in_plaintext(kind, credentials, token_fields,
                                                             sandbox_vendor, redis_conn,
                                                             unique):
-    from vendors.services import sync_balances, sync_catalog
+    from orders.balances import sync_balances
+    from vendors.services import sync_catalog
 
     vendor = sandbox_vendor(kind)  # logs in over HTTP for kalixo_v1
     if credentials is not None:

@@ -4,11 +4,11 @@ HTTP with a real worker, then every debit against what the sandbox says it charg
 from decimal import Decimal
 
 from orders import pricing, services
-from orders.models import Order, VendorOrder
+from orders.balances import sync_balances
+from orders.models import LedgerEntry, Order, VendorOrder
 from tests.money import assert_money_reconciles
 from tests.test_order_flow import finished
-from vendors.models import Balance, LedgerEntry, Product
-from vendors.services import sync_balances
+from vendors.models import Balance, Product
 
 # kind -> [(product filter, quantity, pay with)]: normal, partial, delayed, cross-currency,
 # failed and cancelled orders.

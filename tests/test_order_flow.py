@@ -7,10 +7,10 @@ from django.contrib.auth.models import Permission
 
 from orders import pricing, services
 from orders.errors import OrderError
-from orders.models import Order, VendorOrder
+from orders.models import LedgerEntry, Order, VendorOrder
 from portal.models import AuditEvent
 from tests.conftest import sandbox_get
-from vendors.models import Balance, LedgerEntry, Product
+from vendors.models import Balance, Product
 
 
 @pytest.fixture

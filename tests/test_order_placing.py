@@ -6,13 +6,12 @@ from decimal import Decimal
 import pytest
 from django.db import close_old_connections
 
-from orders import services
+from orders import ledger, services
 from orders.errors import OrderError
-from orders.models import Order, VendorOrder
+from orders.models import LedgerEntry, Order, VendorOrder
 from orders.pricing import LineRequest
 from portal.roles import role_group
-from vendors import ledger
-from vendors.models import Balance, LedgerEntry, Product
+from vendors.models import Balance, Product
 
 
 @pytest.fixture

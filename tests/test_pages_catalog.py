@@ -8,11 +8,10 @@ from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.urls import reverse
 
-from orders import pricing
+from orders import ledger, pricing
 from orders.models import Order
 from portal.models import AuditEvent
 from tests.conftest import login_verified
-from vendors import ledger
 from vendors.models import Product
 
 pytestmark = pytest.mark.django_db

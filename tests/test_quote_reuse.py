@@ -11,10 +11,9 @@ import pytest
 from django.db import transaction
 from django.urls import reverse
 
-from orders import pricing
+from orders import ledger, pricing
 from orders.models import Order
 from tests.conftest import login_verified
-from vendors import ledger
 from vendors.models import Product
 
 URL = "/orders/new/"

@@ -10,13 +10,13 @@ from django.urls import reverse
 
 from orders import services
 from orders.errors import OrderError
-from orders.models import Order, VendorOrder
+from orders.models import LedgerEntry, Order, VendorOrder
 from portal.models import AuditEvent
 from tests.auth import log_in
 from tests.conftest import sandbox_get, set_faults
 from tests.test_order_flow import assert_ledger_settled, place
 from vendors.adapters.base import OrderRequest
-from vendors.models import LedgerEntry, Product
+from vendors.models import Product
 from vendors.services import adapter_for
 
 PRODUCT = {"sku": "GB-EN-KTEST-OK"}

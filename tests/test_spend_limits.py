@@ -12,14 +12,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from common.money import MoneyError, parse_amounts
-from orders import services, spend
+from orders import ledger, services, spend
 from orders.errors import OrderError
 from orders.models import Order, SpendLimit
 from orders.pricing import LineRequest
 from portal.models import AuditEvent
 from portal.roles import role_group
 from tests.auth import log_in
-from vendors import ledger
 from vendors.models import Product
 
 

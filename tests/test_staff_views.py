@@ -5,8 +5,8 @@ from django.contrib.auth.models import Permission
 from django.contrib.staticfiles import finders
 from django.urls import reverse
 
+from orders.models import LedgerEntry
 from tests.test_order_flow import finished, place
-from vendors.models import LedgerEntry
 
 
 def detail(client, order) -> str:
@@ -46,7 +46,7 @@ def test_it_shows_the_ledger_read_only_to_operators_only(
 
     from django.db import transaction
 
-    from vendors import ledger
+    from orders import ledger
 
     voucher = make_voucher("LEDGER-CODE-1")
     vendor_order = voucher.vendor_order
@@ -54,16 +54,16 @@ def test_it_shows_the_ledger_read_only_to_operators_only(
         ledger.reserve(vendor=vendor_order.vendor, currency="GBP", amount=Decimal("9.50"),
                        order=voucher.order)
     entry = LedgerEntry.objects.get(order=voucher.order)
-    changelist = reverse("admin:vendors_ledgerentry_changelist")
-    change = reverse("admin:vendors_ledgerentry_change", args=[entry.pk])
+    changelist = reverse("admin:orders_ledgerentry_changelist")
+    change = reverse("admin:orders_ledgerentry_change", args=[entry.pk])
 
     client.force_login(operator)
     listing = client.get(changelist)
     assert listing.status_code == 200 and voucher.order.reference in listing.content.decode()
     assert client.get(change).status_code == 200
-    assert client.get(reverse("admin:vendors_ledgerentry_add")).status_code == 403
+    assert client.get(reverse("admin:orders_ledgerentry_add")).status_code == 403
     assert client.post(change, {"amount": "0", "note": "x"}).status_code == 403
-    assert client.post(reverse("admin:vendors_ledgerentry_delete", args=[entry.pk]),
+    assert client.post(reverse("admin:orders_ledgerentry_delete", args=[entry.pk]),
                        {"post": "yes"}).status_code == 403
     assert LedgerEntry.objects.get(pk=entry.pk).amount == Decimal("9.50")
 

@@ -8,11 +8,12 @@ from django.utils import timezone
 
 from common.http import SupplierError
 from orders import fulfilment
+from orders.balances import sync_balances
 from orders.models import Order, VendorOrder
 from portal.models import AuditEvent
 from tests.conftest import set_faults
 from tests.test_order_flow import finished, place
-from vendors.services import sync_balances, sync_catalog
+from vendors.services import sync_catalog
 
 PRODUCTION_POLLING = {"first_poll_delay": 30, "max_poll_interval": 300}
 

@@ -5,9 +5,8 @@ from django import forms
 from django.contrib import admin, messages
 
 from vendors import jobs
-from vendors.models import Balance, LedgerEntry, Product, Vendor
+from vendors.models import Balance, Product, Vendor
 from vendors.services import (
-    can_see_ledger,
     missing_credentials,
     vendor_delete,
     vendor_save,
@@ -62,7 +61,8 @@ class VendorAdmin(admin.ModelAdmin):
         "catalog_synced_at", "catalog_sync_error", "balances_synced_at", "balance_sync_error",
         "created_at", "updated_at",
     )
-    actions = ("sync_catalog", "sync_balances")
+    # orders.admin adds "Sync balances now": a balance sync writes the ledger, which is orders'.
+    actions = ("sync_catalog",)
 
     @admin.display(boolean=True)
     def has_credentials(self, vendor: Vendor) -> bool:
@@ -87,7 +87,7 @@ class VendorAdmin(admin.ModelAdmin):
         for vendor in queryset:
             vendor_delete(vendor=vendor, actor=request.user)
 
-    def _enqueue(self, request, queryset, job, what: str) -> None:
+    def enqueue(self, request, queryset, job, what: str) -> None:
         queue = django_rq.get_queue("sync")
         for vendor in queryset:
             queue.enqueue(job, vendor.pk)
@@ -95,11 +95,7 @@ class VendorAdmin(admin.ModelAdmin):
 
     @admin.action(description="Sync catalog now", permissions=["change"])
     def sync_catalog(self, request, queryset) -> None:
-        self._enqueue(request, queryset, jobs.sync_catalog, "Catalog")
-
-    @admin.action(description="Sync balances now", permissions=["change"])
-    def sync_balances(self, request, queryset) -> None:
-        self._enqueue(request, queryset, jobs.sync_balances, "Balance")
+        self.enqueue(request, queryset, jobs.sync_catalog, "Catalog")
 
 
 @admin.register(Product)
@@ -123,32 +119,3 @@ class BalanceAdmin(admin.ModelAdmin):
     list_select_related = ("vendor",)
     readonly_fields = ("reported", "reported_at", "reserved", "updated_at")
     date_hierarchy = "reported_at"
-
-
-@admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
-    """Every movement of every balance, read-only: the ledger is written by the engine only."""
-
-    list_display = ("created_at", "balance", "kind", "amount", "order", "vendor_order", "note")
-    list_filter = ("kind", "balance__vendor", "balance__currency")
-    search_fields = ("order__reference", "vendor_order__client_reference", "note")
-    list_select_related = ("balance__vendor", "order", "vendor_order")
-    date_hierarchy = "created_at"
-    show_full_result_count = False
-    fields = list_display
-    readonly_fields = list_display
-
-    def has_module_permission(self, request) -> bool:
-        return can_see_ledger(request.user)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return can_see_ledger(request.user)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

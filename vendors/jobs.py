@@ -1,4 +1,4 @@
-"""RQ entry points for supplier syncs: take a vendor id, call the service."""
+"""RQ entry points for catalog syncs: take a vendor id, call the service."""
 
 import django_rq
 
@@ -18,21 +18,11 @@ def sync_catalog(vendor_id: int) -> dict[str, int] | None:
         return None  # recorded on the vendor; the next scheduled sync tries again
 
 
-def sync_balances(vendor_id: int) -> int | None:
-    vendor = Vendor.objects.filter(pk=vendor_id, enabled=True).first()
-    if vendor is None:
-        return None
-    try:
-        return len(services.sync_balances(vendor=vendor))
-    except SupplierError:
-        return None
-
-
-def enqueue_syncs() -> int:
-    """Queue a catalog and a balance sync for every enabled vendor (the scheduler calls this)."""
+def enqueue_catalog_syncs() -> int:
+    """Queue a catalog sync for every enabled vendor (the scheduler calls this; the balance
+    syncs are orders.jobs.enqueue_balance_syncs)."""
     queue = django_rq.get_queue("sync")
     vendors = list(enabled_vendors().values_list("pk", flat=True))
     for vendor_id in vendors:
         queue.enqueue(sync_catalog, vendor_id, job_id=f"sync-catalog-{vendor_id}")
-        queue.enqueue(sync_balances, vendor_id, job_id=f"sync-balances-{vendor_id}")
     return len(vendors)

@@ -1,11 +1,13 @@
-"""Writes for suppliers: credentials, catalog and balance sync."""
+"""Writes for suppliers: credentials, vendor settings, catalog sync.
+
+The balance sync writes the ledger, so it lives with the ledger, in orders.balances.
+"""
 
 import dataclasses
 import logging
 import random
 import time
 
-from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -14,11 +16,10 @@ from django.utils import timezone
 from common.http import Budget, SupplierError
 from common.money import MoneyError
 from portal import audit
-from vendors import ledger
 from vendors.adapters import ADAPTERS, adapter_class
 from vendors.adapters.base import Adapter, ProductInfo
 from vendors.credentials import open_credentials, seal_credentials
-from vendors.models import Balance, Product, Vendor
+from vendors.models import Product, Vendor
 from vendors.token_cache import SealedCache
 
 logger = logging.getLogger(__name__)
@@ -26,11 +27,6 @@ logger = logging.getLogger(__name__)
 PRODUCT_FIELDS = [
     f.name for f in dataclasses.fields(ProductInfo) if f.name != "supplier_product_id"
 ]
-
-
-def can_see_ledger(user) -> bool:
-    """Ledger entries (what each order reserved, spent and released) are for operators."""
-    return user.is_active and user.has_perm("vendors.view_balance")
 
 
 def adapter_for(vendor: Vendor) -> Adapter:
@@ -98,7 +94,8 @@ def _plain(value: object) -> object:
     return value if isinstance(value, (bool, int, str)) or value is None else str(value)
 
 
-def _record_sync_failure(vendor: Vendor, field: str, what: str, error: Exception) -> None:
+def record_sync_failure(vendor: Vendor, field: str, what: str, error: Exception) -> None:
+    """Note on the vendor why its last sync of ``what`` failed, and audit it."""
     message = f"{what} sync failed: {error}"
     logger.warning("%s for vendor %s", message, vendor.pk)
     with transaction.atomic():
@@ -118,7 +115,7 @@ def sync_catalog(*, vendor: Vendor) -> dict[str, int]:
             lambda: {p.supplier_product_id: p for p in adapter_for(vendor).fetch_catalog()}
         )
     except (SupplierError, MoneyError) as exc:
-        _record_sync_failure(vendor, "catalog_sync_error", "Catalog", exc)
+        record_sync_failure(vendor, "catalog_sync_error", "Catalog", exc)
         raise
     now = timezone.now()
     with transaction.atomic():
@@ -170,44 +167,3 @@ def with_retries(read):
             wait = exc.retry_after if exc.retry_after is not None else attempt
             time.sleep(min(settings.SYNC_RETRY_MAX_WAIT, wait) + random.uniform(0, 0.5))
     raise AssertionError("unreachable")
-
-
-def _in_flight(vendor: Vendor, currency: str) -> bool:
-    """Supplier orders the supplier may have charged and the ledger not yet debited."""
-    vendor_order = apps.get_model("orders", "VendorOrder")
-    return vendor_order.objects.filter(
-        vendor=vendor, currency=currency, status__in=("sending", "processing", "unknown")
-    ).exists()
-
-
-def sync_balances(*, vendor: Vendor) -> list[Balance]:
-    """Record what the supplier reports it holds, per currency."""
-    adapter = adapter_for(vendor)
-    if not adapter.has_balances:
-        return []
-    try:
-        reported = with_retries(adapter.fetch_balances)
-    except (SupplierError, MoneyError) as exc:
-        _record_sync_failure(vendor, "balance_sync_error", "Balance", exc)
-        raise
-    differences = {}
-    with transaction.atomic():
-        for info in reported:
-            difference = ledger.record_report(
-                vendor=vendor, currency=info.currency, amount=info.amount,
-                in_flight=_in_flight(vendor, info.currency),
-            )
-            if difference:
-                differences[info.currency] = str(difference)
-        vendor.balances_synced_at = timezone.now()
-        vendor.balance_sync_error = ""
-        vendor.save(update_fields=["balances_synced_at", "balance_sync_error", "updated_at"])
-        balances = list(vendor.balances.filter(currency__in=[i.currency for i in reported]))
-        audit.record(
-            action=audit.Action.BALANCE_SYNCED, target=vendor,
-            message=f"Balances of {vendor} synced"
-            + (f"; differs from the ledger in {', '.join(differences)}" if differences else ""),
-            data={"reported": {b.currency: str(b.reported) for b in balances},
-                  "differences": differences},
-        )
-    return balances

@@ -47,9 +47,11 @@ class Command(BaseCommand):
                 ["manage.py", "rqworker", *QUEUES, "--with-scheduler"]
             )))
             processes.append(("scheduler", self._spawn(["manage.py", "rqcron", "portal.cron"])))
-            from vendors.jobs import enqueue_syncs
+            from orders.jobs import enqueue_balance_syncs
+            from vendors.jobs import enqueue_catalog_syncs
 
-            enqueue_syncs()
+            enqueue_catalog_syncs()
+            enqueue_balance_syncs()
             self.stdout.write(self.style.SUCCESS(
                 f"Portal on http://{addr}/  (sandbox suppliers on {settings.SANDBOX_URL}); "
                 "Ctrl-C stops everything."

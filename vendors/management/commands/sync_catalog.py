@@ -1,5 +1,5 @@
 from vendors import services
-from vendors.management.commands._sync import SyncCommand
+from vendors.management.sync_command import SyncCommand
 
 
 class Command(SyncCommand):

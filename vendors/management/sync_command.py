@@ -1,4 +1,5 @@
-"""What the two sync commands share: choosing vendors and reporting per vendor."""
+"""What the two sync commands (vendors: sync_catalog, orders: sync_balances) share: choosing
+vendors and reporting per vendor."""
 
 from django.core.management.base import BaseCommand, CommandError
 

@@ -9,7 +9,8 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from vendors.models import Balance, LedgerEntry, Vendor
+from orders.models import LedgerEntry
+from vendors.models import Balance, Vendor
 
 
 class InsufficientBalance(Exception):
