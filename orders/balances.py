@@ -8,11 +8,11 @@ A balance sync reads what the supplier says it holds per currency and records it
 from django.db import transaction
 from django.utils import timezone
 
+from audit import services as audit
 from common.http import SupplierError
 from common.money import MoneyError
 from orders import ledger
 from orders.models import VendorOrder
-from portal import audit
 from vendors import services
 from vendors.models import Balance, Vendor
 

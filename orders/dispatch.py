@@ -22,8 +22,9 @@ from django.utils import timezone
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from audit import services as audit
 from orders.models import Order, VendorOrder
-from portal import audit, worker
+from portal import worker
 
 JOB = "orders.jobs.advance_vendor_order"
 

@@ -11,11 +11,11 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
 
+from audit import services as audit
 from orders import services
 from orders.custody import open_voucher
 from orders.models import Order, Voucher
 from orders.pricing import codes
-from portal import audit
 
 COLUMNS = ["order reference", "placed at", "vendor", "product", "SKU", "face value",
            "currency", "code", "PIN", "serial", "expiry"]

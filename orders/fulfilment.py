@@ -30,13 +30,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit import services as audit
 from common.http import Kind, SupplierError
 from common.money import MoneyError
 from orders import ledger
 from orders.custody import seal
 from orders.models import Order, OrderLine, VendorOrder, Voucher
 from orders.pricing import codes
-from portal import audit
 from vendors.adapters.base import OrderRequest, OrderResult, SupplierStatus
 from vendors.services import adapter_for
 

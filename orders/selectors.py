@@ -32,11 +32,11 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import ACCESS_ACTIONS
 from common.crypto import default_keyring
 from orders.models import LedgerEntry, Order, OrderLine, VendorOrder, Voucher
 from portal.access import is_portal_user
-from portal.audit import ACCESS_ACTIONS
-from portal.models import AuditEvent
 from vendors.models import Balance, Product, Vendor
 
 # Columns the order list may be sorted by: URL name -> model field. None of them is ever

@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit import services as audit
 from common.http import SupplierError
 from common.money import MoneyError, format_money
 from orders import ledger, spend
@@ -34,7 +35,6 @@ from orders.fulfilment import (
 from orders.models import Order, OrderLine, VendorOrder, Voucher
 from orders.pricing import LineRequest, PricedLine, codes, price_line, route
 from orders.selectors import can_see_all_orders
-from portal import audit
 from portal.access import is_portal_user
 from vendors.adapters import adapter_class
 from vendors.adapters.base import OrderResult

@@ -24,9 +24,9 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from audit import services as audit
 from common.money import format_money
 from orders.models import Order, SpendLimit
-from portal import audit
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit import services as audit
 from orders.dispatch import claim_and_enqueue
 from orders.models import SupplierEvent, VendorOrder
-from portal import audit
 from vendors.adapters import starship_webhook
 from vendors.credentials import open_credentials
 from vendors.models import Vendor

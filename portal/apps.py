@@ -11,13 +11,11 @@ class PortalConfig(AppConfig):
         from portal import (
             checks,  # registers the key check
             idle,
-            receivers,
             twofactor,
         )
 
         if not checks.running_check_command():
             checks.require_valid_keys()
-        receivers.connect()
 
         user_logged_in.connect(twofactor.on_login, dispatch_uid="twofactor.on_login")
         user_logged_in.connect(idle.on_login, dispatch_uid="idle.on_login")

@@ -7,9 +7,9 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
 
+from audit import services as audit
+from audit.models import AuditEvent
 from orders.exports import neutralise
-from portal import audit
-from portal.models import AuditEvent
 
 COLUMNS = ["id", "when", "who", "action", "target type", "target id", "order", "message",
            "data"]
@@ -17,8 +17,8 @@ CHUNK = 1000
 
 
 def can_view_audit(user) -> bool:
-    """The audit trail is for auditors (the portal.view_auditevent permission)."""
-    return user.is_active and user.has_perm("portal.view_auditevent")
+    """The audit trail is for auditors (the audit.view_auditevent permission)."""
+    return user.is_active and user.has_perm("audit.view_auditevent")
 
 
 def export_rows(*, events: QuerySet[AuditEvent], user, filters: dict) -> Iterator[list[str]]:

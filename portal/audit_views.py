@@ -1,4 +1,4 @@
-"""The audit trail page and its CSV export, for auditors (portal.view_auditevent)."""
+"""The audit trail page and its CSV export, for auditors (audit.view_auditevent)."""
 
 from collections.abc import Callable
 from functools import wraps

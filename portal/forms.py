@@ -5,7 +5,7 @@ from datetime import date
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 
-from portal.models import AuditEvent
+from audit.models import AuditEvent
 
 # Dates the pages accept: wide enough for any real order, narrow enough that adding a day or
 # making a datetime of one never overflows.

@@ -25,7 +25,7 @@ ROLES: dict[str, list[str]] = {
         "orders.view_spendlimit", "orders.change_spendlimit",
     ],
     # The audit trail.
-    "auditor": ["portal.view_auditevent"],
+    "auditor": ["audit.view_auditevent"],
 }
 
 # The permission that opens the RQ dashboard (django-rq's own "Access admin page").

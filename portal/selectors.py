@@ -6,7 +6,7 @@ from datetime import date, datetime, time, timedelta
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from portal.models import AuditEvent
+from audit.models import AuditEvent
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "portal.apps.PortalConfig",
     "vendors.apps.VendorsConfig",
     "orders.apps.OrdersConfig",
+    "audit.apps.AuditConfig",
 ]
 
 MIDDLEWARE = [
@@ -81,7 +82,7 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
     # After axes: signing a user out goes through axes' logout signal, which needs it.
     "portal.access.StaffOnlyMiddleware",
-    "portal.audit.ActorMiddleware",
+    "audit.actor.ActorMiddleware",
     "portal.admin_params.AdminDateLookupMiddleware",
 ]
 

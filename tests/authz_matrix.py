@@ -120,7 +120,7 @@ ADMIN = {
     # App indexes: for who may see a model of the app.
     "admin/auth/": same(SUPERUSER),
     "admin/axes/": same(SUPERUSER),
-    "admin/portal/": same(users("auditor")),
+    "admin/audit/": same(users("auditor")),
     "admin/otp_totp/": same(SUPERUSER),
     "admin/otp_static/": same(SUPERUSER),
     "admin/django_rq/": same(OPERATORS),
@@ -160,7 +160,7 @@ MODELS = {
     **model_pages("axes/accessfailurelog", view=SUPERUSER, change=SUPERUSER,
                   delete=SUPERUSER),
     # The audit trail: read-only for everyone, superusers included.
-    **model_pages("portal/auditevent", view=users("auditor")),
+    **model_pages("audit/auditevent", view=users("auditor")),
     **model_pages("vendors/vendor", view=OPERATORS, add=SUPERUSER, change=OPERATORS,
                   delete=SUPERUSER),
     **model_pages("vendors/product", view=users("viewer", "orderer"), add=SUPERUSER,

@@ -1,8 +1,8 @@
 import pytest
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from orders.models import Order, OrderLine, VendorOrder, Voucher
-from portal.models import AuditEvent
 from tests.conftest import login_verified
 from vendors.models import Balance, Product, Vendor
 
@@ -64,10 +64,10 @@ def test_it_keeps_audit_events_read_only(admin_client, make_vendor):
     vendor_set_credentials(vendor=make_vendor(), credentials={"api_key": "kal_test_x"})
     event = AuditEvent.objects.get(action="credentials_changed")
     change = admin_client.post(
-        reverse("admin:portal_auditevent_change", args=[event.pk]), {"message": "edited"}
+        reverse("admin:audit_auditevent_change", args=[event.pk]), {"message": "edited"}
     )
     assert change.status_code == 403
-    delete = admin_client.post(reverse("admin:portal_auditevent_delete", args=[event.pk]))
+    delete = admin_client.post(reverse("admin:audit_auditevent_delete", args=[event.pk]))
     assert delete.status_code == 403
     event.refresh_from_db()
     assert "kal_test_x" not in str(event.data)

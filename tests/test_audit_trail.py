@@ -10,9 +10,9 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import ProtectedError
 from django.urls import reverse
 
+from audit.models import AppendOnlyError, AuditEvent
 from orders import pricing, services
 from orders.models import Order, VendorOrder
-from portal.models import AppendOnlyError, AuditEvent
 from portal.roles import role_group
 from tests.auth import log_in
 from vendors.models import Product, Vendor
@@ -43,7 +43,7 @@ def events(action: str, **filters) -> list[AuditEvent]:
 def auditor(django_user_model):
     user = django_user_model.objects.create_user("audrey", password="audrey-pass-123",
                                                  is_staff=True)
-    return grant(user, "portal.view_auditevent")
+    return grant(user, "audit.view_auditevent")
 
 
 @pytest.fixture
@@ -234,12 +234,12 @@ def test_it_offers_no_way_to_change_or_delete_audit_rows_in_the_admin(client, su
     place(superuser, product)
     event = AuditEvent.objects.get(action="placed")
     log_in(client, superuser)
-    changelist = client.get(reverse("admin:portal_auditevent_changelist")).content.decode()
+    changelist = client.get(reverse("admin:audit_auditevent_changelist")).content.decode()
     assert 'name="action"' not in changelist and "delete_selected" not in changelist
-    response = client.post(reverse("admin:portal_auditevent_changelist"), {
+    response = client.post(reverse("admin:audit_auditevent_changelist"), {
         "action": "delete_selected", "_selected_action": [event.pk], "post": "yes"})
     assert response.status_code in (200, 302)
-    assert client.post(reverse("admin:portal_auditevent_delete", args=[event.pk]),
+    assert client.post(reverse("admin:audit_auditevent_delete", args=[event.pk]),
                        {"post": "yes"}).status_code == 403
     assert AuditEvent.objects.filter(pk=event.pk).exists()
 

@@ -11,10 +11,10 @@ from django.contrib.messages import WARNING, get_messages
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from orders import services
 from orders.errors import OrderError
 from orders.models import LedgerEntry, Order, VendorOrder
-from portal.models import AuditEvent
 from portal.roles import role_group
 from tests.auth import log_in
 from tests.conftest import sandbox_get
@@ -276,12 +276,12 @@ def test_it_keeps_the_audit_trail_out_of_reach_of_admin_actions_and_deletes(
     auditor = person(django_user_model, "auditor", "auditor")
     for user in (auditor, people["superuser"]):
         log_in(client, user)
-        page = client.get("/admin/portal/auditevent/").content.decode()
+        page = client.get("/admin/audit/auditevent/").content.decode()
         assert 'value="delete_selected"' not in page
-        assert client.post(f"/admin/portal/auditevent/{event.pk}/delete/").status_code == 403
-        assert client.post(f"/admin/portal/auditevent/{event.pk}/change/",
+        assert client.post(f"/admin/audit/auditevent/{event.pk}/delete/").status_code == 403
+        assert client.post(f"/admin/audit/auditevent/{event.pk}/change/",
                            {"message": "edited"}).status_code == 403
-        client.post("/admin/portal/auditevent/", {"action": "delete_selected", "index": 0,
+        client.post("/admin/audit/auditevent/", {"action": "delete_selected", "index": 0,
                                                   "_selected_action": [event.pk], "post": "yes"})
     event.refresh_from_db()
     assert event.message == "Placed"

@@ -7,9 +7,9 @@ import pytest
 from django.contrib import admin
 from django.test import RequestFactory
 
+from audit.models import AuditEvent
 from orders.models import Order, VendorOrder
 from portal import demo
-from portal.models import AuditEvent
 from portal.roles import ROLES, role_group
 from tests.auth import log_in
 from tests.test_authz_matrix import make_order

@@ -27,9 +27,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rq import Queue
 from rq.job import Job
 
+from audit.models import AuditEvent
 from orders.custody import seal
 from orders.models import LedgerEntry, Order, OrderLine, SpendLimit, VendorOrder, Voucher
-from portal.models import AuditEvent
 from portal.roles import ROLES, role_group
 from tests import authz_matrix as matrix
 from tests.auth import log_in
@@ -124,7 +124,7 @@ def world(django_user_model) -> World:
     objects = {
         "auth/group": Group.objects.get(name="viewer"), "auth/user": placer,
         "axes/accessattempt": attempt, "axes/accesslog": log,
-        "axes/accessfailurelog": failure, "portal/auditevent": event,
+        "axes/accessfailurelog": failure, "audit/auditevent": event,
         "vendors/vendor": vendor, "vendors/product": product, "vendors/balance": balance,
         "orders/order": completed, "orders/vendororder": orders["in_flight"].vendor_orders.get(),
         "orders/voucher": completed.vouchers.get(),
@@ -167,8 +167,8 @@ REGEX_EXAMPLES = {
     "^stats.json/(?P<token>[\\w]+)?/?$": ["stats.json/nottoken/"],
     "(?P<url>.*)$": ["no-such-page/"],
 }
-APP_LABELS = ("auth", "axes", "otp_totp", "otp_static", "portal", "django_rq", "vendors",
-              "orders")
+APP_LABELS = ("auth", "axes", "otp_totp", "otp_static", "django_rq", "vendors", "orders",
+              "audit")
 APP_LIST = f"^(?P<app_label>{'|'.join(APP_LABELS)})/$"
 
 

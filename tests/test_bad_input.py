@@ -211,6 +211,6 @@ def test_it_never_answers_500_to_a_bad_rejection_reason(logged_in, user, product
 def test_it_never_answers_500_to_bad_admin_list_parameters(client, django_user_model,
                                                            params):
     log_in(client, django_user_model.objects.create_superuser("root"))
-    for model in ("orders/order", "orders/vendororder", "orders/voucher", "portal/auditevent",
+    for model in ("orders/order", "orders/vendororder", "orders/voucher", "audit/auditevent",
                   "vendors/product", "vendors/vendor", "vendors/balance"):
         checked(client.get(f"/admin/{model}/", params))

@@ -21,10 +21,10 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 
+from audit.models import AuditEvent
 from common.crypto import normalise_code
 from orders import exports, pricing, services
 from orders.models import Order, Voucher
-from portal.models import AuditEvent
 from tests.browser import background_workers, chromium, page  # noqa: F401
 from tests.conftest import authenticator, sandbox_get, set_faults, totp_code
 from vendors.models import Product

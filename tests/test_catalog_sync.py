@@ -6,10 +6,10 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
+from audit.models import AuditEvent
 from common.http import SupplierError
 from orders import balances, ledger
 from orders.models import LedgerEntry
-from portal.models import AuditEvent
 from tests.conftest import set_faults
 from vendors import services
 from vendors.models import Balance, Product

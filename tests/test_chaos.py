@@ -37,10 +37,10 @@ from django.db.models import Q
 from django.utils import timezone
 from rq import SimpleWorker, Worker
 
+from audit.models import AuditEvent
 from common.crypto import default_keyring
 from orders import dispatch, pricing, services
 from orders.models import LedgerEntry, Order, VendorOrder, Voucher
-from portal.models import AuditEvent
 from portal.worker import heartbeats as worker_beats
 from tests.conftest import sandbox_get, set_faults
 from tests.money import assert_money_reconciles

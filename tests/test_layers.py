@@ -1,4 +1,5 @@
-"""The layering of docs/architecture.md, checked on the import graph of the three apps.
+"""The layering of docs/architecture.md, checked on the import graph of the project's packages
+and on the relations between the apps' models.
 
 Every import statement counts, a function-level one too (grimp reads the source, it does not
 run it).
@@ -6,6 +7,7 @@ run it).
 
 import grimp
 import pytest
+from django.apps import apps
 
 PAGES = frozenset({
     "orders.views", "orders.admin", "orders.exports", "orders.webhooks", "portal.views",
@@ -27,7 +29,7 @@ ENGINE_FORBIDDEN = {
 
 @pytest.fixture(scope="module")
 def graph() -> grimp.ImportGraph:
-    return grimp.build_graph("common", "portal", "vendors", "orders", cache_dir=None)
+    return grimp.build_graph("common", "portal", "vendors", "orders", "audit", cache_dir=None)
 
 
 def imports(graph: grimp.ImportGraph, module: str) -> set[str]:
@@ -59,6 +61,38 @@ def test_it_lets_adapters_import_only_each_other_and_the_leaf_helpers(graph):
 def test_it_never_lets_vendors_import_orders(graph):
     assert offenders(graph, within(graph, "vendors"),
                      lambda target: not target.startswith("orders")) == []
+
+
+def test_it_never_lets_a_vendors_model_point_at_orders():
+    pointing = [f"{model.__name__}.{field.name}"
+                for model in apps.get_app_config("vendors").get_models()
+                for field in model._meta.get_fields()
+                if field.concrete and field.is_relation
+                and field.related_model._meta.app_label == "orders"]
+    assert pointing == []
+
+
+def test_it_lets_the_audit_trail_import_only_itself_and_the_leaf_helpers(graph):
+    trail = within(graph, "audit")
+    assert {"audit.models", "audit.services", "audit.receivers"} <= set(trail)
+    assert offenders(graph, trail, lambda target: target.startswith(("audit", "common"))) == []
+
+
+def test_it_keeps_the_parts_of_portal_the_apps_use_below_the_apps(graph):
+    """portal is the top (urls, cron, the run command, its pages) and also holds what the apps
+    share (access, roles, two-factor, sessions, paths, the worker): those import neither
+    vendors nor orders (the audit trail sits below both)."""
+    shared: set[str] = set()
+    apps_modules = [m for package in ("vendors", "orders", "audit")
+                    for m in within(graph, package)]
+    todo = {t for m in apps_modules for t in imports(graph, m) if t.startswith("portal")}
+    while todo:
+        module = todo.pop()
+        shared.add(module)
+        todo |= {t for t in imports(graph, module) if t.startswith("portal")} - shared
+    assert {"portal.access", "portal.twofactor"} <= shared
+    assert offenders(graph, sorted(shared),
+                     lambda target: not target.startswith(("orders", "vendors"))) == []
 
 
 def test_it_never_lets_a_page_import_an_adapter(graph):

@@ -13,9 +13,9 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 from rq.registry import StartedJobRegistry
 
+from audit.models import AuditEvent
 from orders import dispatch, services
 from orders.models import Order, VendorOrder
-from portal.models import AuditEvent
 from portal.paths import BASE_DIR
 from tests.conftest import database_url, sandbox_get, set_faults
 from tests.test_order_flow import finished, place

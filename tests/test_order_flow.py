@@ -5,10 +5,10 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Permission
 
+from audit.models import AuditEvent
 from orders import pricing, services
 from orders.errors import OrderError
 from orders.models import LedgerEntry, Order, VendorOrder
-from portal.models import AuditEvent
 from tests.conftest import sandbox_get
 from vendors.models import Balance, Product
 

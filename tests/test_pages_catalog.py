@@ -8,9 +8,9 @@ from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from orders import ledger, pricing
 from orders.models import Order
-from portal.models import AuditEvent
 from tests.conftest import login_verified
 from vendors.models import Product
 

@@ -16,11 +16,11 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from common.crypto import default_keyring
 from orders import selectors
 from orders.custody import seal
 from orders.models import Order, OrderLine, VendorOrder, Voucher
-from portal.models import AuditEvent
 from tests.conftest import login_verified
 from vendors.models import Product
 

@@ -12,9 +12,9 @@ import django_rq
 from django.utils import timezone
 from rq import SimpleWorker
 
+from audit.models import AuditEvent
 from orders import dispatch, fulfilment
 from orders.models import Order, VendorOrder
-from portal.models import AuditEvent
 from portal.paths import BASE_DIR
 from tests.conftest import database_url, sandbox_get, set_faults
 from tests.test_order_flow import finished, place

@@ -8,10 +8,10 @@ from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from orders import services
 from orders.errors import OrderError
 from orders.models import LedgerEntry, Order, VendorOrder
-from portal.models import AuditEvent
 from tests.auth import log_in
 from tests.conftest import sandbox_get, set_faults
 from tests.test_order_flow import assert_ledger_settled, place

@@ -4,10 +4,10 @@ import os
 import pytest
 from django.core.management import call_command
 
+from audit.models import AuditEvent
 from common.crypto import CryptoError, Keyring, default_keyring
 from orders.custody import open_voucher
 from orders.models import Voucher
-from portal.models import AuditEvent
 from vendors.credentials import open_credentials
 from vendors.services import vendor_set_credentials
 

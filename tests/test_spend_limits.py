@@ -11,12 +11,12 @@ from django.db import close_old_connections, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from common.money import MoneyError, parse_amounts
 from orders import ledger, services, spend
 from orders.errors import OrderError
 from orders.models import Order, SpendLimit
 from orders.pricing import LineRequest
-from portal.models import AuditEvent
 from portal.roles import role_group
 from tests.auth import log_in
 from vendors.models import Product

@@ -15,10 +15,10 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from orders import services
 from orders.models import Order, OrderLine, SupplierEvent, VendorOrder
 from orders.pricing import LineRequest
-from portal.models import AuditEvent
 from tests.conftest import sandbox_get, set_faults
 from vendors.adapters import starship_webhook
 from vendors.credentials import open_credentials

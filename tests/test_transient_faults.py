@@ -6,11 +6,11 @@ import time
 from django.core.cache import cache
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from common.http import SupplierError
 from orders import fulfilment
 from orders.balances import sync_balances
 from orders.models import Order, VendorOrder
-from portal.models import AuditEvent
 from tests.conftest import set_faults
 from tests.test_order_flow import finished, place
 from vendors.services import sync_catalog

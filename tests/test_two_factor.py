@@ -13,8 +13,8 @@ from django.urls import reverse
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from audit.models import AuditEvent
 from portal import twofactor
-from portal.models import AuditEvent
 from tests.conftest import authenticator, login_verified, totp_code
 
 pytestmark = pytest.mark.django_db

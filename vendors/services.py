@@ -13,9 +13,9 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from audit import services as audit
 from common.http import Budget, SupplierError
 from common.money import MoneyError
-from portal import audit
 from vendors.adapters import ADAPTERS, adapter_class
 from vendors.adapters.base import Adapter, ProductInfo
 from vendors.credentials import open_credentials, seal_credentials

@@ -1,7 +1,8 @@
 """Create the role groups of portal.roles with their permissions.
 
 Permissions are normally created after all migrations ran (post_migrate); they are created
-here first so that this migration also works on a fresh database.
+here first so that this migration also works on a fresh database. A permission of an app whose
+models come later (the audit trail's, audit.0001) is granted by that app's migration.
 """
 
 from django.apps import apps as global_apps
@@ -12,8 +13,9 @@ from portal.roles import ROLES
 
 
 def create_roles(apps, schema_editor) -> None:
-    for label in ("orders", "vendors", "portal", "django_rq"):
+    for label in ("orders", "vendors", "django_rq"):
         create_permissions(global_apps.get_app_config(label), apps=apps, verbosity=0)
+    migrated = {config.label for config in apps.get_app_configs()}
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for name, dotted in ROLES.items():
@@ -21,6 +23,8 @@ def create_roles(apps, schema_editor) -> None:
         permissions = []
         for perm in dotted:
             app_label, codename = perm.split(".")
+            if app_label not in migrated:
+                continue
             permissions.append(Permission.objects.get(content_type__app_label=app_label,
                                                       codename=codename))
         group.permissions.set(permissions)

@@ -7,10 +7,10 @@ already on the current key are skipped.
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from audit import services as audit
 from common.crypto import default_keyring
 from orders.custody import reseal
 from orders.models import Voucher
-from portal import audit
 from vendors.credentials import needs_rotation, open_credentials, seal_credentials
 from vendors.models import Vendor
 

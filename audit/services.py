@@ -2,13 +2,11 @@
 
 Besides ``record``, the writers of access events: logins (success and failure), group and
 permission changes, and the staff, superuser and active flags of a user. Django's auth app
-and admin make those changes, so ``portal.receivers`` hands them here from its signals; the
-person who acted comes from the request (``acting``, set by ``ActorMiddleware``).
+and admin make those changes, so ``audit.receivers`` hands them here from its signals; the
+person who acted comes from the request (``audit.actor``).
 """
 
 from collections.abc import Iterable
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -16,7 +14,8 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
-from portal.models import AuditEvent
+from audit.actor import current_actor
+from audit.models import AuditEvent
 
 Action = AuditEvent.Action
 # What an auditor reads on the audit page, not order activity for the dashboard.
@@ -25,8 +24,6 @@ ACCESS_ACTIONS = (
     Action.USER_FLAGS_CHANGED, Action.AUDIT_EXPORTED,
 )
 USER_FLAGS = ("is_active", "is_staff", "is_superuser")
-
-_actor: ContextVar = ContextVar("audit_actor", default=None)
 
 
 def record(
@@ -47,33 +44,6 @@ def record(
         message=message[:500],
         data=data or {},
     )
-
-
-# Who is acting, for changes made by code that does not know it (the auth app, the admin).
-
-
-@contextmanager
-def acting(user):
-    token = _actor.set(user)
-    try:
-        yield
-    finally:
-        _actor.reset(token)
-
-
-def current_actor():
-    return _actor.get()
-
-
-class ActorMiddleware:
-    """Makes the request's user the actor of the access events its changes write."""
-
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request):
-        with acting(getattr(request, "user", None)):
-            return self.get_response(request)
 
 
 def _client_ip(request) -> str:

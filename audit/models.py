@@ -9,7 +9,7 @@ class AppendOnlyError(Exception):
 
 class AuditEventQuerySet(models.QuerySet):
     """Rows are only ever inserted: bulk updates and deletes refuse (PostgreSQL's trigger
-    refuses the rest, see migration 0002)."""
+    refuses the rest, see migration portal.0004)."""
 
     def update(self, **kwargs):
         raise AppendOnlyError("Audit events cannot be changed.")
@@ -74,6 +74,8 @@ class AuditEvent(models.Model):
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
+        # The table keeps the name it had when the model lived in portal (audit.0001).
+        db_table = "portal_auditevent"
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["order", "created_at"]),

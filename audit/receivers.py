@@ -1,8 +1,8 @@
-"""Signal receivers that hand access events from Django's auth app to ``portal.audit``.
+"""Signal receivers that hand access events from Django's auth app to ``audit.services``.
 
 Logins, group and permission changes and a user's flags are made by Django's own code (the
 login view, the auth admin, ``user.groups.add`` anywhere), so its signals are the one hook
-every path goes through. The receivers only transport; what is written lives in portal.audit.
+every path goes through. The receivers only transport; what is written lives in audit.services.
 """
 
 from django.contrib.auth import get_user_model
@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models.signals import m2m_changed, post_save, pre_save
 
-from portal import audit
+from audit import services as audit
 
 
 def on_login(sender, request, user, **kwargs) -> None:
@@ -71,11 +71,11 @@ def on_user_post_save(sender, instance, created, **kwargs) -> None:
 
 def connect() -> None:
     user = get_user_model()
-    user_logged_in.connect(on_login, dispatch_uid="portal.audit.login")
-    user_login_failed.connect(on_login_failed, dispatch_uid="portal.audit.login_failed")
+    user_logged_in.connect(on_login, dispatch_uid="audit.login")
+    user_login_failed.connect(on_login_failed, dispatch_uid="audit.login_failed")
     for through in (user.groups.through, user.user_permissions.through,
                     Group.permissions.through):
         m2m_changed.connect(on_membership, sender=through,
-                            dispatch_uid=f"portal.audit.m2m.{through._meta.label}")
-    pre_save.connect(on_user_pre_save, sender=user, dispatch_uid="portal.audit.user_pre")
-    post_save.connect(on_user_post_save, sender=user, dispatch_uid="portal.audit.user_post")
+                            dispatch_uid=f"audit.m2m.{through._meta.label}")
+    pre_save.connect(on_user_pre_save, sender=user, dispatch_uid="audit.user_pre")
+    post_save.connect(on_user_post_save, sender=user, dispatch_uid="audit.user_post")
