@@ -54,6 +54,7 @@ class AuditEvent(models.Model):
         PERMISSIONS_CHANGED = "permissions_changed"
         USER_FLAGS_CHANGED = "user_flags_changed"
         AUDIT_EXPORTED = "audit_exported"
+        CATALOG_MATCHED = "catalog_matched"
 
     created_at = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(

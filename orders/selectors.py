@@ -13,21 +13,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from statistics import median
 
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db.models import (
+    Case,
     Count,
-    DecimalField,
+    Exists,
+    F,
     IntegerField,
-    Min,
     OuterRef,
     Prefetch,
     Q,
     QuerySet,
     Subquery,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -37,7 +40,7 @@ from audit.services import ACCESS_ACTIONS
 from common.crypto import default_keyring
 from orders.models import LedgerEntry, Order, OrderLine, VendorOrder, Voucher
 from portal.access import is_portal_user
-from vendors.models import Balance, Product, Vendor
+from vendors.models import Balance, CatalogItem, Product, Vendor
 
 # Columns the order list may be sorted by: URL name -> model field. None of them is ever
 # NULL, and every sort ends with the id, so that (sort value, id) orders the rows strictly:
@@ -206,6 +209,8 @@ def page_of(queryset: QuerySet, number: int, size: int) -> Page:
 # hand, or left over from another sort, is refused (the list then shows its first page).
 
 CURSOR_SALT = "orders.order_list.cursor"
+# The latest completed supplier orders an item page reads to tell each offer's time to codes.
+OFFER_RECORD_SAMPLE = 2000
 
 
 @dataclass(frozen=True)
@@ -401,63 +406,104 @@ class CatalogFilters:
     availability: str = ""  # "", "available" or "unavailable"
 
 
-def _offers_of_same_card() -> QuerySet[Product]:
-    """Available offers of the same brand, face value and currency, priced in one currency."""
-    return Product.objects.filter(
-        available=True, vendor__enabled=True, cost__isnull=False,
-        brand=OuterRef("brand"), face_value=OuterRef("face_value"),
-        face_currency=OuterRef("face_currency"), cost_currency=OuterRef("cost_currency"),
-    ).exclude(brand="").order_by().values("brand")
+def _offers_of_item(**filters) -> QuerySet[Product]:
+    """Offers of the outer item at enabled suppliers."""
+    return Product.objects.filter(item=OuterRef("pk"), vendor__enabled=True, **filters)
 
 
-def catalog(filters: CatalogFilters) -> QuerySet[Product]:
-    """Products across suppliers; the same card from several suppliers sorts together, each
-    row knowing the cheapest cost of its group and how many offers the group has."""
-    products = Product.objects.select_related("vendor").filter(vendor__enabled=True)
+def catalog(filters: CatalogFilters) -> QuerySet[CatalogItem]:
+    """Catalog items across suppliers, each knowing its best cost (the cheapest available
+    offer, in the item's own currency where one is), its number of offers and how many are
+    available. A row per item, whatever the number of offers: filters on offers are
+    existence checks."""
+    items = CatalogItem.objects.filter(Exists(_offers_of_item()))
     if filters.q:
-        products = products.filter(
-            Q(name__icontains=filters.q) | Q(brand__icontains=filters.q)
-            | Q(sku__iexact=filters.q) | Q(supplier_product_id__iexact=filters.q)
-        )
+        items = items.filter(Q(name__icontains=filters.q) | Q(brand__icontains=filters.q) | Exists(
+            _offers_of_item().filter(Q(name__icontains=filters.q) | Q(sku__iexact=filters.q)
+                                     | Q(supplier_product_id__iexact=filters.q))))
     if filters.brand:
-        products = products.filter(brand__iexact=filters.brand)
+        items = items.filter(brand__iexact=filters.brand)
     if filters.country:
-        products = products.filter(country__iexact=filters.country)
+        items = items.filter(country__iexact=filters.country)
     if filters.currency:
-        products = products.filter(face_currency__iexact=filters.currency)
+        items = items.filter(currency__iexact=filters.currency)
     if filters.face_value is not None:
-        products = products.filter(face_value=filters.face_value)
+        items = items.filter(face_value=filters.face_value)
     if filters.vendor is not None:
-        products = products.filter(vendor=filters.vendor)
+        items = items.filter(Exists(_offers_of_item(vendor=filters.vendor)))
+    available = Exists(_offers_of_item(available=True))
     if filters.availability == "available":
-        products = products.filter(available=True)
+        items = items.filter(available)
     elif filters.availability == "unavailable":
-        products = products.filter(available=False)
-    group = _offers_of_same_card()
-    return products.annotate(
-        cheapest_cost=Subquery(
-            group.annotate(low=Min("cost")).values("low")[:1],
-            output_field=DecimalField(max_digits=18, decimal_places=4),
-        ),
-        offer_count=Coalesce(
-            Subquery(group.annotate(n=Count("pk")).values("n")[:1],
-                     output_field=IntegerField()),
-            Value(0),
-        ),
-    ).order_by("brand", "face_currency", "face_value", "cost", "vendor__name", "name")
+        items = items.exclude(available)
+    priced = _offers_of_item(available=True, cost__isnull=False)
+    in_own_currency = priced.filter(cost_currency=OuterRef("currency")).order_by("cost")
+    cheapest = priced.order_by("cost")
+    count = _offers_of_item().order_by().values("item").annotate(n=Count("pk")).values("n")
+    return items.annotate(
+        best_cost=Coalesce(Subquery(in_own_currency.values("cost")[:1]),
+                           Subquery(cheapest.values("cost")[:1])),
+        best_cost_currency=Case(When(Exists(in_own_currency), then=F("currency")),
+                                default=Subquery(cheapest.values("cost_currency")[:1])),
+        offer_count=Coalesce(Subquery(count, output_field=IntegerField()), Value(0)),
+        available_count=Coalesce(Subquery(
+            count.filter(available=True), output_field=IntegerField()), Value(0)),
+    ).order_by("brand", "country", "currency", "face_value", "name", "pk")
+
+
+def catalog_item(pk: int) -> CatalogItem:
+    return CatalogItem.objects.get(pk=pk)
+
+
+@dataclass(frozen=True)
+class OfferRecord:
+    """How one offer did lately: its supplier orders in the window, how many failed, and the
+    time from submission to codes (p50) of those completed."""
+
+    orders: int
+    failed: int
+    seconds_to_codes: float | None
+
+    @property
+    def failure_rate(self) -> Decimal | None:
+        return (Decimal(self.failed) / self.orders).quantize(Decimal("0.001")) \
+            if self.orders else None
+
+
+def item_offers(item: CatalogItem, *, days: int = 30) -> list[tuple[Product, OfferRecord]]:
+    """The offers of ``item`` at enabled suppliers, cheapest first, each with its record over
+    the last ``days`` days: three queries whatever the number of offers or orders."""
+    offers = list(item.offers.filter(vendor__enabled=True).select_related("vendor")
+                  .order_by(F("cost").asc(nulls_last=True), "vendor__name"))
+    since = timezone.now() - timedelta(days=days)
+    recent = VendorOrder.objects.filter(line__product__in=offers, created_at__gte=since)
+    counts = {row["line__product"]: row for row in recent.order_by().values(
+        "line__product").annotate(n=Count("pk"), failed=Count(
+            "pk", filter=Q(status=VendorOrder.Status.FAILED)))}
+    durations: dict[int, list[float]] = {}
+    for product_id, submitted, completed in recent.filter(
+        submitted_at__isnull=False, completed_at__isnull=False,
+        status__in=(VendorOrder.Status.COMPLETED, VendorOrder.Status.PARTIALLY_COMPLETED),
+    ).order_by("-created_at").values_list("line__product", "submitted_at", "completed_at")[
+            :OFFER_RECORD_SAMPLE]:
+        durations.setdefault(product_id, []).append((completed - submitted).total_seconds())
+    return [(offer, OfferRecord(
+        orders=counts.get(offer.pk, {}).get("n", 0),
+        failed=counts.get(offer.pk, {}).get("failed", 0),
+        seconds_to_codes=median(durations[offer.pk]) if offer.pk in durations else None,
+    )) for offer in offers]
 
 
 def product_detail(pk: int) -> Product:
-    return Product.objects.select_related("vendor").get(pk=pk)
+    return Product.objects.select_related("vendor", "item").get(pk=pk)
 
 
 def other_offers(product: Product) -> QuerySet[Product]:
-    if not product.brand or product.face_value is None:
+    """The other offers of the product's catalog item."""
+    if product.item_id is None:
         return Product.objects.none()
-    return Product.objects.filter(
-        brand=product.brand, face_value=product.face_value,
-        face_currency=product.face_currency, vendor__enabled=True,
-    ).exclude(pk=product.pk).select_related("vendor").order_by("cost")
+    return Product.objects.filter(item=product.item_id, vendor__enabled=True).exclude(
+        pk=product.pk).select_related("vendor").order_by("cost")
 
 
 def orderable_products() -> QuerySet[Product]:

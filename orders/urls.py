@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("catalog/", views.catalog, name="catalog"),
     path("catalog/<int:pk>/", views.product_detail, name="product_detail"),
+    path("catalog/items/<int:pk>/", views.item_detail, name="item_detail"),
     path("orders/", views.order_list, name="order_list"),
     path("orders/search/", views.order_search, name="order_search"),
     path("orders/new/", views.order_new, name="order_new"),

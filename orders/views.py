@@ -27,9 +27,11 @@ from orders.forms import (
 from orders.models import Order, VendorOrder, Voucher
 from portal.idle import not_user_activity
 from portal.twofactor import fresh_authentication_required
-from vendors.models import Product
+from vendors.models import CatalogItem, Product
 
 PAGE_SIZE = 50
+# The window of an offer's recent record (orders, failures, time to codes) on an item page.
+OFFER_RECORD_DAYS = 30
 MAX_PAGE = 10_000
 
 
@@ -90,11 +92,25 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @permission_required("vendors.view_product", raise_exception=True)
 def catalog(request: HttpRequest) -> HttpResponse:
     form = CatalogFilterForm(request.GET)
-    products = selectors.catalog(form.filters())
+    items = selectors.catalog(form.filters())
     return _render(request, "orders/catalog.html", {
-        "form": form, "page": selectors.page_of(products, _page_number(request), PAGE_SIZE),
+        "form": form, "page": selectors.page_of(items, _page_number(request), PAGE_SIZE),
         "brands": selectors.brands(),
     }, title="Catalog")
+
+
+@login_required
+@permission_required("vendors.view_product", raise_exception=True)
+def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One catalog item's offers side by side: cost, discount, delivery, recent record."""
+    try:
+        item = selectors.catalog_item(pk)
+    except CatalogItem.DoesNotExist:
+        raise Http404("No such item.") from None
+    return _render(request, "orders/item_detail.html", {
+        "item": item, "offers": selectors.item_offers(item, days=OFFER_RECORD_DAYS),
+        "days": OFFER_RECORD_DAYS,
+    }, title=item.name)
 
 
 @login_required

@@ -17,10 +17,11 @@ ROLES: dict[str, list[str]] = {
     "approver": ["orders.view_order", "orders.approve_order"],
     # Reveals and exports the codes of the orders they may see.
     "custodian": ["orders.view_order", "orders.reveal_codes", "orders.export_codes"],
-    # Vendors and their credentials, balances, stuck supplier orders, the RQ dashboard,
-    # users' spend limits.
+    # Vendors and their credentials, balances, the catalog's matching of offers, stuck
+    # supplier orders, the RQ dashboard, users' spend limits.
     "operator": [
         "vendors.view_vendor", "vendors.change_vendor", "vendors.view_balance",
+        "vendors.view_product",
         "orders.view_vendororder", "orders.change_vendororder", "django_rq.admin",
         "orders.view_spendlimit", "orders.change_spendlimit",
     ],

@@ -51,6 +51,7 @@ def same(allowed: frozenset) -> Rule:
 VIEW_ORDER = users("viewer", "orderer", "approver", "custodian")
 ALL_ORDERS = users("approver")  # fixture orders belong to someone else
 OPERATORS = users("operator")
+CATALOG = users("viewer", "orderer", "operator")
 
 PORTAL = {
     "healthz": Rule(get=EVERYONE, post_405=EVERYONE, public=True),
@@ -64,8 +65,9 @@ PORTAL = {
     "audit/": Rule(get=users("auditor"), post_405=users("auditor")),
     "audit/export.csv": post_only(users("auditor")),
     "": same(STAFF),  # the dashboard (and "home", the same path)
-    "catalog/": same(users("viewer", "orderer")),
-    "catalog/<int:pk>/": same(users("viewer", "orderer")),
+    "catalog/": same(CATALOG),
+    "catalog/<int:pk>/": same(CATALOG),
+    "catalog/items/<int:pk>/": same(CATALOG),
     "orders/": same(VIEW_ORDER),
     "orders/search/": post_only(VIEW_ORDER),
     "orders/new/": same(users("orderer")),
@@ -163,8 +165,10 @@ MODELS = {
     **model_pages("audit/auditevent", view=users("auditor")),
     **model_pages("vendors/vendor", view=OPERATORS, add=SUPERUSER, change=OPERATORS,
                   delete=SUPERUSER),
-    **model_pages("vendors/product", view=users("viewer", "orderer"), add=SUPERUSER,
+    **model_pages("vendors/product", view=CATALOG, add=SUPERUSER,
                   change=SUPERUSER, delete=SUPERUSER),
+    # Catalog items are made by the matching rules: read-only, for who sees products.
+    **model_pages("vendors/catalogitem", view=CATALOG),
     **model_pages("vendors/balance", view=OPERATORS, add=SUPERUSER, change=SUPERUSER,
                   delete=SUPERUSER),
     # Orders are scoped as on the portal's pages and never deleted.
@@ -242,6 +246,10 @@ ACTIONS = {
     ("vendors/vendor", "sync_catalog"): OPERATORS,
     ("vendors/vendor", "sync_balances"): OPERATORS,
     ("vendors/product", "delete_selected"): SUPERUSER,
+    # Matching offers to items by hand: operators (who manage vendors).
+    ("vendors/product", "match_as_one_item"): OPERATORS,
+    ("vendors/product", "split_into_own_items"): OPERATORS,
+    ("vendors/product", "return_to_matching_rules"): OPERATORS,
     ("vendors/balance", "delete_selected"): SUPERUSER,
     ("vendors/vendor", "delete_selected"): SUPERUSER,
     ("auth/user", "delete_selected"): SUPERUSER,

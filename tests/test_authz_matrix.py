@@ -33,6 +33,7 @@ from orders.models import LedgerEntry, Order, OrderLine, SpendLimit, VendorOrder
 from portal.roles import ROLES, role_group
 from tests import authz_matrix as matrix
 from tests.auth import log_in
+from vendors import matching
 from vendors.models import Balance, Product, Vendor
 from vendors.services import vendor_set_credentials
 
@@ -126,6 +127,8 @@ def world(django_user_model) -> World:
         "axes/accessattempt": attempt, "axes/accesslog": log,
         "axes/accessfailurelog": failure, "audit/auditevent": event,
         "vendors/vendor": vendor, "vendors/product": product, "vendors/balance": balance,
+        "vendors/catalogitem": matching.items_for({matching.key_of(product): product})[
+            matching.key_of(product)],
         "orders/order": completed, "orders/vendororder": orders["in_flight"].vendor_orders.get(),
         "orders/voucher": completed.vouchers.get(),
         "orders/spendlimit": SpendLimit.objects.create(user=placer, currency="GBP",

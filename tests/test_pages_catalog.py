@@ -12,6 +12,7 @@ from audit.models import AuditEvent
 from orders import ledger, pricing
 from orders.models import Order
 from tests.conftest import login_verified
+from vendors import matching
 from vendors.models import Product
 
 pytestmark = pytest.mark.django_db
@@ -39,6 +40,8 @@ def offer(make_vendor):
             name=name or f"{brand} {face} {currency}", brand=brand, face_value=Decimal(face),
             face_currency=currency, cost=Decimal(cost), cost_currency=currency, **fields,
         )
+        matching.match_offers([product])  # as the catalog sync does
+        product.refresh_from_db()
         if balance is not None:
             report(vendor, currency, balance)
         return product
@@ -111,17 +114,30 @@ def test_it_shows_orders_in_flight_needing_attention_and_recent_activity(staff_c
 # Catalog
 
 
-def test_it_marks_the_cheapest_of_the_same_card_from_several_suppliers(staff_client, offer):
+def test_it_lists_one_row_per_item_with_its_best_cost_and_offers(staff_client, offer):
     cheap = offer(cost="9.10", vendor_name="Cheap")
     dear = offer(cost="9.80", vendor_name="Dear")
     alone = offer(brand="Xbox", cost="9.00", vendor_name="Only")
+    assert cheap.item_id == dear.item_id != alone.item_id
     html = page(staff_client.get(reverse("orders:catalog")))
-    assert "Steam £10.00 — 2 offers" in html
-    rows = {p.pk: re.search(rf'catalog/{p.pk}/".*?</tr>', html, re.S).group(0)
-            for p in (cheap, dear, alone)}
-    assert "cheapest" in rows[cheap.pk]
-    assert "cheapest" not in rows[dear.pk] and "cheapest" not in rows[alone.pk]
-    assert html.index(cheap.name) < html.index(dear.name) or cheap.name == dear.name
+    rows = {p.pk: re.search(rf'catalog/items/{p.item_id}/".*?</tr>', html, re.S).group(0)
+            for p in (cheap, alone)}
+    assert html.count(f"catalog/items/{cheap.item_id}/") == 2  # the name and the button
+    assert "£9.10" in rows[cheap.pk] and "<td>2</td>" in rows[cheap.pk]
+    assert "£9.00" in rows[alone.pk] and "<td>1</td>" in rows[alone.pk]
+    assert f"catalog/{cheap.pk}/" not in html  # offers are on the item page
+
+
+def test_it_compares_an_items_offers_cheapest_first(staff_client, offer):
+    cheap = offer(cost="9.10", vendor_name="Cheap")
+    dear = offer(cost="9.80", vendor_name="Dear")
+    html = page(staff_client.get(reverse("orders:item_detail", args=[cheap.item_id])))
+    rows = re.findall(r'<tr class="offer">.*?</tr>', html, re.S)
+    assert [cheap.vendor.name in rows[0], dear.vendor.name in rows[1]] == [True, True]
+    assert "cheapest" in rows[0] and "cheapest" not in rows[1]
+    assert "9.0 %" in rows[0] and "2.0 %" in rows[1]  # discount to the £10 face value
+    assert f"{reverse('orders:order_new')}?product={dear.pk}" in rows[1]
+    assert staff_client.get(reverse("orders:item_detail", args=[999999])).status_code == 404
 
 
 def test_it_filters_the_catalog(staff_client, offer):
@@ -132,7 +148,7 @@ def test_it_filters_the_catalog(staff_client, offer):
 
     def names(**params):
         html = page(staff_client.get(url, params))
-        return {p.name for p in (gb, us, gone) if f"catalog/{p.pk}/" in html}
+        return {p.name for p in (gb, us, gone) if f"catalog/items/{p.item_id}/" in html}
 
     assert names() == {gb.name, us.name, gone.name}
     assert names(brand="xbox") == {us.name}

@@ -3,11 +3,16 @@ import json
 import django_rq
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Count
 
 from vendors import jobs
-from vendors.models import Balance, Product, Vendor
+from vendors.models import Balance, CatalogItem, Product, Vendor
 from vendors.services import (
+    can_match_offers,
     missing_credentials,
+    offers_match,
+    offers_rematch,
+    offers_split,
     vendor_delete,
     vendor_save,
     vendor_set_credentials,
@@ -100,15 +105,91 @@ class VendorAdmin(admin.ModelAdmin):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
+    """Supplier products as synced; operators match them to catalog items by hand where the
+    rules (vendors.matching) cannot."""
+
     list_display = (
         "name", "brand", "vendor", "country", "face_value", "face_currency", "cost",
-        "cost_currency", "denomination_type", "available", "last_seen_at",
+        "cost_currency", "denomination_type", "available", "item", "matched_by_hand",
+        "last_seen_at",
     )
-    list_filter = ("vendor", "available", "denomination_type", "face_currency", "country")
-    search_fields = ("name", "brand", "sku", "supplier_product_id")
-    list_select_related = ("vendor",)
-    readonly_fields = ("created_at", "updated_at", "last_seen_at")
+    list_filter = ("vendor", "available", "denomination_type", "face_currency", "country",
+                   "matched_by_hand")
+    search_fields = ("name", "brand", "sku", "supplier_product_id", "item__name")
+    list_select_related = ("vendor", "item")
+    readonly_fields = ("created_at", "updated_at", "last_seen_at", "item", "matched_by_hand")
     date_hierarchy = "last_seen_at"
+    actions = ("match_as_one_item", "split_into_own_items", "return_to_matching_rules")
+
+    def has_match_permission(self, request) -> bool:
+        return can_match_offers(request.user)
+
+    @admin.action(description="Match selected offers as one catalog item", permissions=["match"])
+    def match_as_one_item(self, request, queryset) -> None:
+        try:
+            item = offers_match(products=list(queryset.order_by("pk")), actor=request.user)
+        except ValueError as exc:
+            messages.error(request, f"{exc} Nothing was changed.")
+            return
+        messages.success(request, f"{queryset.count()} offers are now {item}.")
+
+    @admin.action(description="Split selected offers into items of their own",
+                  permissions=["match"])
+    def split_into_own_items(self, request, queryset) -> None:
+        offers_split(products=list(queryset), actor=request.user)
+        messages.success(request, f"{queryset.count()} offers are items of their own.")
+
+    @admin.action(description="Return selected offers to the matching rules",
+                  permissions=["match"])
+    def return_to_matching_rules(self, request, queryset) -> None:
+        offers_rematch(products=list(queryset), actor=request.user)
+        messages.success(request, f"{queryset.count()} offers follow the rules again.")
+
+
+class OfferInline(admin.TabularInline):
+    model = Product
+    fields = ("name", "vendor", "cost", "cost_currency", "available", "matched_by_hand")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(CatalogItem)
+class CatalogItemAdmin(admin.ModelAdmin):
+    """What buyers order, with its offers; matched on sync, changed from the product list."""
+
+    list_display = ("name", "brand", "country", "currency", "face_value", "offer_count")
+    list_filter = ("currency", "country")
+    search_fields = ("name", "brand", "key")
+    readonly_fields = ("key", "name", "brand", "country", "currency", "face_value",
+                       "created_at")
+    inlines = (OfferInline,)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(offer_total=Count("offers"))
+
+    @admin.display(description="offers", ordering="offer_total")
+    def offer_count(self, obj) -> int:
+        return obj.offer_total
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.has_perm("vendors.view_product")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Balance)

@@ -52,8 +52,34 @@ class Vendor(models.Model):
         return bool(self.credentials_encrypted)
 
 
+class CatalogItem(models.Model):
+    """What a buyer means: one brand's card for a country and currency, at a face value or in
+    a range ("Amazon US 10 USD"). Each supplier product that sells it is an offer of it
+    (``Product.item``): vendors.matching assigns offers on every catalog sync by ``key``, and
+    an operator may match, split or return offers to the rules in the admin. A product the
+    rules cannot place (no brand or currency) is an item of its own."""
+
+    key = models.CharField(max_length=300, unique=True, help_text="What the matching rules "
+                           "compare: brand, country, currency and face value, normalised.")
+    name = models.CharField(max_length=300)
+    brand = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    face_value = models.DecimalField(**MONEY, null=True, blank=True,
+                                     help_text="Empty for a range of values.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["brand", "country", "currency", "face_value", "name"]
+        indexes = [models.Index(fields=["brand", "currency", "face_value"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Product(models.Model):
-    """A supplier's catalog item as last synced. Never deleted: unavailable when withdrawn."""
+    """A supplier's catalog item as last synced, an offer of one ``CatalogItem``. Never
+    deleted: unavailable when withdrawn."""
 
     class DenominationType(models.TextChoices):
         FIXED = "fixed"
@@ -80,6 +106,11 @@ class Product(models.Model):
     terms = models.TextField(blank=True)
     price_tiers = models.JSONField(default=list, blank=True)
     extra = models.JSONField(default=dict, blank=True)
+    item = models.ForeignKey(CatalogItem, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="offers")
+    matched_by_hand = models.BooleanField(
+        default=False, help_text="Matched or split by an operator: syncs leave its item alone."
+    )
     last_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -99,6 +130,13 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.vendor})"
+
+    @property
+    def discount(self) -> Decimal | None:
+        """What it costs below its face value, as a fraction; None across currencies."""
+        if not self.face_value or self.cost is None or self.cost_currency != self.face_currency:
+            return None
+        return ((self.face_value - self.cost) / self.face_value).quantize(Decimal("0.0001"))
 
 
 class Balance(models.Model):

@@ -16,10 +16,11 @@ from django.utils import timezone
 from audit import services as audit
 from common.http import Budget, SupplierError
 from common.money import MoneyError
+from vendors import matching
 from vendors.adapters import ADAPTERS, adapter_class
 from vendors.adapters.base import Adapter, ProductInfo
 from vendors.credentials import open_credentials, seal_credentials
-from vendors.models import Product, Vendor
+from vendors.models import CatalogItem, Product, Vendor
 from vendors.token_cache import SealedCache
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ def sync_catalog(*, vendor: Vendor) -> dict[str, int]:
         Product.objects.bulk_update(
             to_update, [*PRODUCT_FIELDS, "last_seen_at", "updated_at"], batch_size=500
         )
+        matching.match_offers(vendor.products.all())
         vendor.catalog_synced_at = now
         vendor.catalog_sync_error = ""
         vendor.save(update_fields=["catalog_synced_at", "catalog_sync_error", "updated_at"])
@@ -167,3 +169,55 @@ def with_retries(read):
             wait = exc.retry_after if exc.retry_after is not None else attempt
             time.sleep(min(settings.SYNC_RETRY_MAX_WAIT, wait) + random.uniform(0, 0.5))
     raise AssertionError("unreachable")
+
+
+def can_match_offers(user) -> bool:
+    """Matching offers to catalog items is for those who manage vendors: operators."""
+    return user.is_active and user.has_perm("vendors.change_vendor")
+
+
+@transaction.atomic
+def offers_match(*, products: list[Product], actor) -> CatalogItem:
+    """Make ``products`` offers of one item (the first one's), by hand: syncs leave them so.
+    Refused (ValueError, nothing changes) across currencies: an item has one currency."""
+    if len({p.face_currency.upper() for p in products}) != 1:
+        raise ValueError("Offers in different currencies cannot be one item.")
+    first = products[0]
+    item = first.item or matching.items_for({matching.own_key(first): first})[
+        matching.own_key(first)]
+    Product.objects.filter(pk__in=[p.pk for p in products]).update(item=item,
+                                                                  matched_by_hand=True)
+    CatalogItem.objects.filter(offers__isnull=True).delete()
+    _record_matching(products, actor, f"Matched as one item, {item}", item)
+    return item
+
+
+@transaction.atomic
+def offers_split(*, products: list[Product], actor) -> None:
+    """Give each of ``products`` an item of its own, by hand: syncs leave them so."""
+    items = matching.items_for({matching.own_key(p): p for p in products})
+    for product in products:
+        product.item = items[matching.own_key(product)]
+        product.matched_by_hand = True
+    Product.objects.bulk_update(products, ["item", "matched_by_hand"])
+    CatalogItem.objects.filter(offers__isnull=True).delete()
+    _record_matching(products, actor, "Split into items of their own")
+
+
+@transaction.atomic
+def offers_rematch(*, products: list[Product], actor) -> None:
+    """Hand ``products`` back to the matching rules."""
+    for product in products:
+        product.matched_by_hand = False
+    Product.objects.bulk_update(products, ["matched_by_hand"])
+    matching.match_offers(products)
+    _record_matching(products, actor, "Returned to the matching rules")
+
+
+def _record_matching(products: list[Product], actor, what: str,
+                     item: CatalogItem | None = None) -> None:
+    audit.record(
+        action=audit.Action.CATALOG_MATCHED, target=item, actor=actor,
+        message=f"{what}: {', '.join(str(p) for p in products)}"[:500],
+        data={"products": [p.pk for p in products]},
+    )

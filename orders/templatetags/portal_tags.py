@@ -18,6 +18,14 @@ def money(amount: Decimal | None, currency: str) -> str:
         return f"{amount} {currency}".strip()
 
 
+@register.filter
+def percent(fraction: Decimal | None) -> str:
+    """``{{ 0.0525|percent }}``: "5.3 %"; a dash for None."""
+    if fraction is None:
+        return "—"
+    return f"{(fraction * 100).quantize(Decimal('0.1'))} %"
+
+
 SUPPLIER_SAYS = {
     "refunded": "the supplier says it refunded the charge",
     "not_refunded": "the supplier says it has not refunded the charge yet",
