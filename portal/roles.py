@@ -13,16 +13,16 @@ ROLES: dict[str, list[str]] = {
     "viewer": VIEWER,
     # Places orders (within limits; above them an approver decides).
     "orderer": [*VIEWER, "orders.add_order"],
-    # Decides other people's orders; sees every order.
-    "approver": ["orders.view_order", "orders.approve_order"],
+    # Decides other people's orders; sees every order, and the reports over them.
+    "approver": ["orders.view_order", "orders.approve_order", "orders.view_reports"],
     # Reveals and exports the codes of the orders they may see.
     "custodian": ["orders.view_order", "orders.reveal_codes", "orders.export_codes"],
     # Vendors and their credentials, balances, stuck supplier orders, the RQ dashboard,
-    # users' spend limits.
+    # users' spend limits, the reports over every supplier order.
     "operator": [
         "vendors.view_vendor", "vendors.change_vendor", "vendors.view_balance",
         "orders.view_vendororder", "orders.change_vendororder", "django_rq.admin",
-        "orders.view_spendlimit", "orders.change_spendlimit",
+        "orders.view_spendlimit", "orders.change_spendlimit", "orders.view_reports",
     ],
     # The audit trail.
     "auditor": ["audit.view_auditevent"],
