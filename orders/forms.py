@@ -192,7 +192,7 @@ class CatalogFilterForm(forms.Form):
 
 
 class ReportPeriodForm(forms.Form):
-    """The reports' period (GET): the last twelve months unless chosen, at most
+    """The reports' period (GET): a date left out is that of the last twelve months; at most
     MAX_MONTHS long."""
 
     MAX_MONTHS = 60
@@ -200,13 +200,18 @@ class ReportPeriodForm(forms.Form):
     date_from = bounded_date_field(label="From")
     date_to = bounded_date_field(label="To")
 
+    def __init__(self, data, **kwargs) -> None:
+        default = reports.Period.default()
+        super().__init__({"date_from": default.start.isoformat(),
+                          "date_to": default.end.isoformat(),
+                          **{name: value for name, value in data.items() if value}}, **kwargs)
+
     def clean(self):
         data = super().clean()
-        default = reports.Period.default()
         start, end = data.get("date_from"), data.get("date_to")
-        if "date_from" in data and "date_to" in data:
-            period = reports.Period(start or default.start, end or default.end)
-            if period.start > period.end:
+        if start and end:
+            period = reports.Period(start, end)
+            if start > end:
                 self.add_error("date_to", "The end date comes before the start date.")
             elif len(period.months()) > self.MAX_MONTHS:
                 self.add_error("date_to", f"Choose a period of at most {self.MAX_MONTHS} "

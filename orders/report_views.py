@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -58,7 +59,7 @@ def report_page(request: HttpRequest) -> HttpResponse:
         "brand_chart": _brand_chart(brands[:CHART_BRANDS]) if brands else None,
         "brands_left_out": max(len(brands) - CHART_BRANDS, 0),
         "scorecard": [_score_row(card) for card in reports.scorecard(user, period)],
-        "query": request.GET.urlencode(),
+        "query": urlencode({"date_from": period.start, "date_to": period.end}),
     }, title="Reports")
 
 

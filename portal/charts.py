@@ -58,7 +58,7 @@ def stacked_bars(*, label: str, categories: Sequence[str], series: Sequence[Seri
     top = _nice_top(max((sum((s.values[i] for s in series), Decimal(0))
                          for i in range(len(categories))), default=Decimal(0)))
     axis_width = max(_label_width(value_text(top * k / TICKS)) for k in range(TICKS + 1)) + 8
-    bar, gap, plot_top, plot_height = 28.0, 12.0, 10.0, float(height - 60)
+    bar, gap, plot_top, plot_height = 36.0, 16.0, 10.0, float(height - 60)
     width = axis_width + len(categories) * (bar + gap) + gap
     legend_y = plot_top + plot_height + 36
     parts = []
