@@ -4,7 +4,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from orders import pricing, selectors, services
+from orders import pricing, reports, selectors, services
 from orders.errors import OrderError
 from orders.models import Order
 from portal.forms import bounded_date_field, currency_code
@@ -189,3 +189,37 @@ class CatalogFilterForm(forms.Form):
         self.is_valid()
         data = {k: v for k, v in self.cleaned_data.items() if v not in (None, "")}
         return selectors.CatalogFilters(**data)
+
+
+class ReportPeriodForm(forms.Form):
+    """The reports' period (GET): a date left out is that of the last twelve months; at most
+    MAX_MONTHS long."""
+
+    MAX_MONTHS = 60
+
+    date_from = bounded_date_field(label="From")
+    date_to = bounded_date_field(label="To")
+
+    def __init__(self, data, **kwargs) -> None:
+        default = reports.Period.default()
+        super().__init__({"date_from": default.start.isoformat(),
+                          "date_to": default.end.isoformat(),
+                          **{name: value for name, value in data.items() if value}}, **kwargs)
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end:
+            period = reports.Period(start, end)
+            if start > end:
+                self.add_error("date_to", "The end date comes before the start date.")
+            elif len(period.months()) > self.MAX_MONTHS:
+                self.add_error("date_to", f"Choose a period of at most {self.MAX_MONTHS} "
+                                          "months.")
+            else:
+                data["period"] = period
+        return data
+
+    def period(self) -> reports.Period | None:
+        """The chosen period, or None when the form is not valid."""
+        return self.cleaned_data["period"] if self.is_valid() else None

@@ -71,6 +71,7 @@ class Order(models.Model):
             ("approve_order", "Can approve or reject orders"),
             ("reveal_codes", "Can reveal voucher codes"),
             ("export_codes", "Can export voucher codes"),
+            ("view_reports", "Can see spend and supplier reports"),
         ]
         indexes = [
             models.Index(fields=["status", "created_at"]),

@@ -73,12 +73,17 @@ def visible_orders(user, orders: QuerySet[Order] | None = None) -> QuerySet[Orde
     return orders.filter(placed_by=user) if user.is_authenticated else orders.none()
 
 
+def can_see_all_vendor_orders(user) -> bool:
+    """Operators see every supplier order, and so does whoever sees every order."""
+    return user.has_perm("orders.change_vendororder") or can_see_all_orders(user)
+
+
 def visible_vendor_orders(user, vendor_orders: QuerySet[VendorOrder] | None = None
                           ) -> QuerySet[VendorOrder]:
-    """Of ``vendor_orders`` (all by default), those ``user`` sees: operators see every
-    supplier order; everyone else those of the orders they see."""
+    """Of ``vendor_orders`` (all by default), those ``user`` sees: every supplier order for
+    who may (can_see_all_vendor_orders); everyone else those of the orders they see."""
     vendor_orders = VendorOrder.objects.all() if vendor_orders is None else vendor_orders
-    if user.has_perm("orders.change_vendororder"):
+    if can_see_all_vendor_orders(user):
         return vendor_orders
     return vendor_orders.filter(order__in=visible_orders(user).values("pk"))
 

@@ -538,3 +538,9 @@ def can_see_ledger(user) -> bool:
     """Ledger entries (what each order reserved, spent and released) are for those who see
     balances: operators."""
     return user.is_active and user.has_perm("vendors.view_balance")
+
+
+def can_see_reports(user) -> bool:
+    """Spend and supplier reports (orders.reports) are for approvers and operators: each sees
+    them over the supplier orders they see (selectors.visible_vendor_orders), every one."""
+    return is_portal_user(user) and user.has_perm("orders.view_reports")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orders import views, webhooks
+from orders import report_views, views, webhooks
 
 app_name = "orders"
 
@@ -22,6 +22,10 @@ urlpatterns = [
     path("orders/<int:pk>/top-up/", views.order_top_up, name="order_top_up"),
     path("orders/<int:pk>/approve/", views.order_approve, name="order_approve"),
     path("orders/<int:pk>/reject/", views.order_reject, name="order_reject"),
+    path("reports/", report_views.report_page, name="reports"),
+    path("reports/spend.csv", report_views.spend_csv, name="report_spend_csv"),
+    path("reports/brands.csv", report_views.brands_csv, name="report_brands_csv"),
+    path("reports/scorecard.csv", report_views.scorecard_csv, name="report_scorecard_csv"),
     path("vendor-orders/<int:pk>/resolve/", views.vendor_order_resolve,
          name="vendor_order_resolve"),
     path("vouchers/<uuid:pk>/reveal/", views.voucher_reveal, name="voucher_reveal"),

@@ -13,17 +13,18 @@ ROLES: dict[str, list[str]] = {
     "viewer": VIEWER,
     # Places orders (within limits; above them an approver decides).
     "orderer": [*VIEWER, "orders.add_order"],
-    # Decides other people's orders; sees every order.
-    "approver": ["orders.view_order", "orders.approve_order"],
+    # Decides other people's orders; sees every order, and the reports over them.
+    "approver": ["orders.view_order", "orders.approve_order", "orders.view_reports"],
     # Reveals and exports the codes of the orders they may see.
     "custodian": ["orders.view_order", "orders.reveal_codes", "orders.export_codes"],
     # Vendors and their credentials, balances, the catalog's matching of offers, stuck
-    # supplier orders, the RQ dashboard, users' spend limits.
+    # supplier orders, the RQ dashboard, users' spend limits, the reports over every
+    # supplier order.
     "operator": [
         "vendors.view_vendor", "vendors.change_vendor", "vendors.view_balance",
         "vendors.view_product",
         "orders.view_vendororder", "orders.change_vendororder", "django_rq.admin",
-        "orders.view_spendlimit", "orders.change_spendlimit",
+        "orders.view_spendlimit", "orders.change_spendlimit", "orders.view_reports",
     ],
     # The audit trail.
     "auditor": ["audit.view_auditevent"],

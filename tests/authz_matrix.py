@@ -52,6 +52,7 @@ VIEW_ORDER = users("viewer", "orderer", "approver", "custodian")
 ALL_ORDERS = users("approver")  # fixture orders belong to someone else
 OPERATORS = users("operator")
 CATALOG = users("viewer", "orderer", "operator")
+REPORTS = users("approver", "operator")
 
 PORTAL = {
     "healthz": Rule(get=EVERYONE, post_405=EVERYONE, public=True),
@@ -87,6 +88,11 @@ PORTAL = {
     "orders/<int:pk>/top-up/": post_only(SUPERUSER, gate=VIEW_ORDER),
     "orders/<int:pk>/approve/": post_only(ALL_ORDERS),
     "orders/<int:pk>/reject/": post_only(ALL_ORDERS),
+    # Spend and supplier reports and their CSVs: GET only.
+    "reports/": Rule(get=REPORTS, post_405=REPORTS),
+    "reports/spend.csv": Rule(get=REPORTS, post_405=REPORTS),
+    "reports/brands.csv": Rule(get=REPORTS, post_405=REPORTS),
+    "reports/scorecard.csv": Rule(get=REPORTS, post_405=REPORTS),
     # Settle a supplier order of unknown outcome: who may resolve it and sees its order.
     "vendor-orders/<int:pk>/resolve/": post_only(SUPERUSER, gate=VIEW_ORDER),
     # A supplier's webhook: no login; a POST is answered by its signature alone (the matrix's

@@ -13,6 +13,7 @@ import re
 import time
 from base64 import b32encode
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,8 @@ from playwright.sync_api import Page, expect
 from audit.models import AuditEvent
 from common.crypto import normalise_code
 from orders import exports, pricing, services
-from orders.models import Order, Voucher
+from orders.models import Order, OrderLine, VendorOrder, Voucher
+from portal.paths import BASE_DIR
 from tests.browser import background_workers, chromium, page  # noqa: F401
 from tests.conftest import authenticator, sandbox_get, set_faults, totp_code
 from vendors.models import Product
@@ -465,3 +467,45 @@ def test_it_filters_and_searches_the_order_list(live_server, page,
 
     leaked = any(requests.contains(code) for code in [*ez_codes, kalixo_code])
     assert not leaked, "a code appeared in a URL the browser requested"
+
+
+def test_it_draws_the_reports_charts(live_server, page, django_user_model, make_vendor):
+    """The reports page with its charts, saved as the README's screenshot."""
+    user = make_user(django_user_model, "reporter", "view_reports", "change_vendororder")
+    now = timezone.now()
+    sent = [("Kalixo", "Steam", "GBP", 0), ("Kalixo", "PlayStation", "GBP", 1),
+            ("Kalixo", "Steam", "EUR", 2), ("Ezcards", "Xbox", "GBP", 1),
+            ("Ezcards", "Nintendo", "GBP", 3), ("Ezcards", "Xbox", "GBP", 4)]
+    vendors = {name: make_vendor(name=name) for name in ("Kalixo", "Ezcards")}
+    for i, (vendor, brand, currency, months_ago) in enumerate(sent * 3):
+        product, _ = Product.objects.get_or_create(
+            vendor=vendors[vendor], supplier_product_id=f"{brand}-{currency}",
+            defaults={"name": f"{brand} 25", "brand": brand, "face_value": Decimal(25),
+                      "face_currency": currency})
+        order = Order.objects.create(reference=f"VP-REPORT-{i}", placed_by=user,
+                                     currency=currency, quantity=i % 4 + 1)
+        line = OrderLine.objects.create(order=order, product=product, vendor=product.vendor,
+                                        quantity=i % 4 + 1, unit_cost=Decimal("23.50"),
+                                        currency=currency, face_value=Decimal(25))
+        submitted = now - timedelta(days=30 * months_ago + i)
+        failed = i % 7 == 6
+        VendorOrder.objects.create(
+            order=order, line=line, vendor=product.vendor, client_reference=f"R-{i}",
+            quantity=line.quantity, currency=currency, submitted_at=submitted,
+            status=VendorOrder.Status.FAILED if failed else VendorOrder.Status.COMPLETED,
+            delivered_quantity=0 if failed else line.quantity,
+            cost=None if failed else Decimal("23.50") * line.quantity,
+            completed_at=None if failed else submitted + timedelta(seconds=5 + i * 3))
+
+    log_in(page, live_server.url, user, "/reports/")
+    expect(page.locator("#report-scope")).to_contain_text("every supplier order")
+    charts = page.locator("svg.chart[role=img]:not(.chart-rate)")
+    expect(charts).to_have_count(3)  # spend in EUR and in GBP, codes per brand
+    for n in range(3):
+        box = charts.nth(n).bounding_box()
+        assert box and box["width"] > 100 and box["height"] > 20, box
+        assert charts.nth(n).locator("rect").count() > 1
+    expect(page.locator("#scorecard tbody tr")).to_have_count(2)
+    screenshots = BASE_DIR / "docs" / "screenshots"
+    screenshots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(screenshots / "reports.png"), full_page=True)

@@ -1,8 +1,9 @@
 """Create the role groups of portal.roles with their permissions.
 
 Permissions are normally created after all migrations ran (post_migrate); they are created
-here first so that this migration also works on a fresh database. A permission of an app whose
-models come later (the audit trail's, audit.0001) is granted by that app's migration.
+here first so that this migration also works on a fresh database. A permission that does not
+exist yet at this point, of an app whose models come later (the audit trail's, audit.0001) or
+added to a model later (orders.view_reports, orders.0009), is granted by that migration.
 """
 
 from django.apps import apps as global_apps
@@ -15,7 +16,6 @@ from portal.roles import ROLES
 def create_roles(apps, schema_editor) -> None:
     for label in ("orders", "vendors", "django_rq"):
         create_permissions(global_apps.get_app_config(label), apps=apps, verbosity=0)
-    migrated = {config.label for config in apps.get_app_configs()}
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for name, dotted in ROLES.items():
@@ -23,10 +23,8 @@ def create_roles(apps, schema_editor) -> None:
         permissions = []
         for perm in dotted:
             app_label, codename = perm.split(".")
-            if app_label not in migrated:
-                continue
-            permissions.append(Permission.objects.get(content_type__app_label=app_label,
-                                                      codename=codename))
+            permissions.extend(Permission.objects.filter(content_type__app_label=app_label,
+                                                         codename=codename))
         group.permissions.set(permissions)
 
 
