@@ -14,6 +14,7 @@ long-lived parent only runs RQ's loop (``--worker-class portal.worker.PortalWork
 that parent; a fork per job also makes the run about four times longer).
 """
 
+import logging
 import time
 
 import psutil
@@ -43,6 +44,7 @@ def seed_orders(sandbox_url: str, user) -> None:
         services.place_order(user=user, lines=[pricing.LineRequest(product=product,
                                                                    quantity=1)])
     queue = django_rq.get_queue("orders")
+    logging.getLogger("rq.worker").setLevel(logging.WARNING)  # three lines a job otherwise
     SimpleWorker([queue], connection=queue.connection).work(burst=True, with_scheduler=False)
 
 
