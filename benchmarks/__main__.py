@@ -4,7 +4,9 @@
 ``make bench ARGS="polling --orders 100 --arrival 20"`` a smaller one,
 ``make bench ARGS="order_list --rows 100000"`` the order list on fewer orders,
 ``make bench ARGS=webhooks`` the Starship webhook lag alone,
-``make bench ARGS=requests`` the supplier requests per order of each supplier.
+``make bench ARGS=requests`` the supplier requests per order of each supplier,
+``make bench ARGS="throughput --batch 100"`` orders per minute with 1, 2 and 4 workers,
+``make bench ARGS="worker_memory --jobs 2000"`` a worker's memory over fewer jobs.
 """
 
 import argparse
@@ -18,6 +20,8 @@ SCENARIOS = {
     "order_list": "benchmarks.order_list",
     "webhooks": "benchmarks.webhooks",
     "requests": "benchmarks.requests",
+    "throughput": "benchmarks.throughput",
+    "worker_memory": "benchmarks.worker_memory",
 }
 
 
@@ -32,6 +36,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
     parser.add_argument("--rows", type=int, default=1_000_000,
                         help="orders in the order_list database (1000000)")
+    parser.add_argument("--batch", type=int, default=300,
+                        help="orders per throughput run (300)")
+    parser.add_argument("--worker-class",
+                        help="RQ worker class of the throughput runs (default "
+                        "RQ['WORKER_CLASS']) and the worker_memory run (rq.SimpleWorker)")
+    parser.add_argument("--jobs", type=int, default=10_000,
+                        help="jobs the worker_memory worker runs (10000)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
     if unknown:

@@ -5,6 +5,8 @@ estimates would be: every open supplier order is polled on a fixed clock, every 
 counted from EPOCH (one cron-style loop over all open orders), ignoring the supplier's
 estimated-ready time and any back-off. Only the scheduling of the next poll changes; the
 submission, the polls and the storing of codes are the engine's own.
+
+``--worker-class DOTTED.PATH`` runs that RQ worker class instead of ``RQ["WORKER_CLASS"]``.
 """
 
 import argparse
@@ -27,6 +29,7 @@ def main() -> None:
     parser.add_argument("queues", nargs="+")
     parser.add_argument("--fixed-interval", type=float)
     parser.add_argument("--origin", type=float)
+    parser.add_argument("--worker-class")
     args = parser.parse_args()
 
     import django
@@ -37,7 +40,8 @@ def main() -> None:
         from orders import fulfilment
 
         fulfilment._next_poll = fixed_clock(args.fixed_interval, args.origin or time.time())
-    call_command("rqworker", *args.queues)
+    options = {"worker_class": args.worker_class} if args.worker_class else {}
+    call_command("rqworker", *args.queues, **options)
 
 
 if __name__ == "__main__":
