@@ -1,4 +1,13 @@
-"""The portal's RQ worker: RQ's forking worker with a heartbeat that tells whether it lives.
+"""The portal's RQ worker: jobs run in the worker's own process, with a heartbeat that tells
+whether it lives.
+
+RQ's default worker forks a work horse for every job. The portal's jobs mostly wait on a
+supplier's answer, and a fork costs more CPU than the job (about 40 ms against 25 ms on the
+benchmark machine, ``make bench ARGS=throughput``), so four workers on two cores were bound by
+forking, not by the suppliers. ``PortalWorker`` runs each job in its own process (RQ's
+``SimpleWorker``), keeps its database connection between jobs (``CONN_MAX_AGE``, closed when
+broken or too old, as a request would) and beats from a thread while a job runs. A job that
+kills the process loses only that job: the sweep gives its supplier orders back.
 
 RQ keeps its workers in the ``rq:workers`` set, which a running worker does not re-create after
 a Redis flush, and beats about every seven minutes while idle. ``PortalWorker`` beats every
@@ -7,25 +16,51 @@ own (worker name -> Unix time): the next beat after a flush re-creates it. ``/he
 sweep (which gives back the supplier orders of a dead worker's job) read it.
 """
 
+import logging
+import threading
 import time
 
 import django_rq
 from django.conf import settings
-from rq import Worker
+from django.db import close_old_connections
+from redis import RedisError
+from rq import SimpleWorker
 
 HEARTBEATS = "portal:worker-heartbeats"
 
+logger = logging.getLogger(__name__)
 
-class PortalWorker(Worker):
+
+class PortalWorker(SimpleWorker):
     """Set as ``RQ["WORKER_CLASS"]``, so ``manage.py rqworker`` runs it."""
 
     def __init__(self, *args, **kwargs) -> None:
         interval = settings.WORKER_HEARTBEAT_INTERVAL
-        # RQ waits on its queues for worker_ttl - 15 seconds between beats when idle, and
-        # beats every job_monitoring_interval while a job runs.
+        # RQ waits on its queues for worker_ttl - 15 seconds between beats when idle; the
+        # heartbeat thread beats every job_monitoring_interval while a job runs.
         kwargs["worker_ttl"] = interval + 15
         kwargs["job_monitoring_interval"] = interval
         super().__init__(*args, **kwargs)
+
+    def execute_job(self, job, queue) -> None:
+        stop = threading.Event()
+        beating = threading.Thread(target=self._beat_until, args=(stop,), daemon=True,
+                                   name=f"{self.name}-heartbeat")
+        close_old_connections()
+        beating.start()
+        try:
+            super().execute_job(job, queue)
+        finally:
+            stop.set()
+            beating.join()
+            close_old_connections()
+
+    def _beat_until(self, stop: threading.Event) -> None:
+        while not stop.wait(self.job_monitoring_interval):
+            try:
+                self.heartbeat()
+            except RedisError as exc:  # the next beat tries again; the job goes on
+                logger.warning("worker %s could not beat: %s", self.name, exc)
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
         super().heartbeat(timeout, pipeline)

@@ -23,7 +23,7 @@ QUEUES = ("orders", "polling", "sync", "default")
 
 
 def start_worker(settings, *queues: str) -> subprocess.Popen:
-    """A real ``manage.py rqworker``: the portal's worker class, forking a horse per job."""
+    """A real ``manage.py rqworker``: the portal's worker class."""
     env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL}
     return subprocess.Popen(
         [sys.executable, "manage.py", "rqworker", *queues], cwd=BASE_DIR, env=env,
@@ -45,8 +45,8 @@ def children(pid: int) -> list[int]:
 
 
 def kill_worker(process: subprocess.Popen) -> None:
-    """SIGKILL the worker and its work horse (RQ puts it in a process group of its own), as a
-    crashed host or the OOM killer would."""
+    """SIGKILL the worker and any process it started, as a crashed host or the OOM killer
+    would."""
     for pid in [*children(process.pid), process.pid]:
         try:
             os.kill(pid, signal.SIGKILL)
