@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=300,
                         help="orders per throughput run (300)")
     parser.add_argument("--worker-class",
-                        help="RQ worker class of the throughput runs (default "
-                        "RQ['WORKER_CLASS']) and the worker_memory run (rq.SimpleWorker)")
+                        help="RQ worker class of the throughput and worker_memory runs "
+                        "(default RQ['WORKER_CLASS'], the portal's PortalWorker)")
     parser.add_argument("--jobs", type=int, default=10_000,
                         help="jobs the worker_memory worker runs (10000)")
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ Throughput is the batch over the time from the first submission (``submitted_at`
 code stored (``Voucher.created_at``), per minute; the 2- and 4-worker runs are set against the
 1-worker run of the same invocation. The work waits on the supplier, so on a machine with
 spare CPU it scales with the workers; where it does not, the CPU seconds of each kind of
-process per order (workers with their forked work horses, the sandbox server, this process,
+process per order (workers with any work horses they forked, the sandbox server, this process,
 Redis when embedded) and how busy the whole machine was say where the time went.
 """
 

@@ -7,11 +7,9 @@ of a small batch placed first through the real engine (so the queries find rows)
 worker's resident set size (RSS, psutil) is read after the first 1,000 jobs and after every
 further 1,000; the figure is the growth from 1,000 to the last.
 
-The worker is a non-forking one (``IN_PROCESS``) unless ``--worker-class`` names another, so
-that every job runs in the measured process. The portal's own ``PortalWorker`` forks a work
-horse per job, which runs the job and exits: a leak in a job dies with its horse and the
-long-lived parent only runs RQ's loop (``--worker-class portal.worker.PortalWorker`` measures
-that parent; a fork per job also makes the run about four times longer).
+The worker is the portal's own (``RQ["WORKER_CLASS"]``, ``PortalWorker``), which runs every
+job in its own process, the measured one; ``--worker-class`` names another (RQ's forking
+``rq.Worker`` measures only the long-lived parent, its horses exit after each job).
 """
 
 import logging
@@ -27,7 +25,6 @@ CHECKPOINT = 1000
 TARGET = 20.0  # per cent
 SWEEPS_EVERY = 6  # one sweep to five dispatch_due: every 10 s and every 2 s
 SEED_ORDERS = 20
-IN_PROCESS = "rq.SimpleWorker"
 
 
 def seed_orders(sandbox_url: str, user) -> None:
@@ -73,7 +70,7 @@ def run(args, *, var_dir, sandbox_url: str) -> list[tuple[int, int]]:
     jobs = args.jobs
     enqueue(jobs)
     queue = django_rq.get_queue("polling")
-    worker_class = args.worker_class or IN_PROCESS
+    worker_class = args.worker_class or "portal.worker.PortalWorker"
     samples: list[tuple[int, int]] = []
     print(f"running {jobs} jobs through one worker ...", flush=True)
     with Workers(var_dir, "memory", count=1, worker_class=worker_class) as workers:
