@@ -223,3 +223,25 @@ class ReportPeriodForm(forms.Form):
     def period(self) -> reports.Period | None:
         """The chosen period, or None when the form is not valid."""
         return self.cleaned_data["period"] if self.is_valid() else None
+
+
+class AlertPreferenceForm(forms.Form):
+    """Which alert emails the user wants; low balances only for who sees balances."""
+
+    low_balance = forms.BooleanField(
+        required=False, label="Low balances",
+        help_text="A vendor's balance runs low: below its threshold or few days left.",
+    )
+    needs_attention = forms.BooleanField(
+        required=False, label="Orders needing attention",
+        help_text="Your orders, and every order if you see balances.",
+    )
+    completed = forms.BooleanField(
+        required=False, label="Orders completed",
+        help_text="Your orders, completed or partially completed.",
+    )
+
+    def __init__(self, *args, operator: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not operator:
+            del self.fields["low_balance"]

@@ -33,7 +33,7 @@ from django.utils import timezone
 from audit import services as audit
 from common.http import Kind, SupplierError
 from common.money import MoneyError
-from orders import ledger
+from orders import alerts, ledger
 from orders.custody import seal
 from orders.models import Order, OrderLine, VendorOrder, Voucher
 from orders.pricing import codes
@@ -464,9 +464,11 @@ def _delivery_estimate(vo: VendorOrder) -> datetime | None:
 
 
 def refresh_order(order: Order) -> None:
-    """Derive the order's status and counts from its supplier orders (order row is locked)."""
+    """Derive the order's status and counts from its supplier orders (order row is locked).
+    The one place an order comes to need attention or to be done: orders.alerts tells."""
     if order.status in Order.Status.UNRELEASED:
         return
+    previous = order.status
     vos = list(order.vendor_orders.all())
     delivered = sum(vo.delivered_quantity for vo in vos)
     if any(vo.attention and vo.status not in Status.FINAL for vo in vos):
@@ -487,3 +489,4 @@ def refresh_order(order: Order) -> None:
     order.status, order.delivered_quantity = status, delivered
     order.completed_at = timezone.now() if all(vo.status in Status.FINAL for vo in vos) else None
     order.save(update_fields=["status", "delivered_quantity", "completed_at", "updated_at"])
+    alerts.order_status_changed(order, previous)

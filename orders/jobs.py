@@ -1,13 +1,14 @@
-"""RQ entry points for orders and the ledger: thin, taking ids and calling the engine.
+"""RQ entry points for orders, the ledger and the alerts: thin, taking ids and calling the engine.
 
-``advance_vendor_order``'s dotted path is orders.dispatch.JOB; portal.cron schedules the
-dispatch, the sweep and the balance syncs.
+``advance_vendor_order``'s dotted path is orders.dispatch.JOB, the alert jobs' are in
+orders.alerts (which queues them on commit); portal.cron schedules the dispatch, the sweep and
+the balance syncs.
 """
 
 import django_rq
 
 from common.http import SupplierError
-from orders import balances, dispatch, fulfilment
+from orders import alerts, balances, dispatch, fulfilment
 from vendors.models import Vendor
 from vendors.selectors import enabled_vendors
 
@@ -41,3 +42,11 @@ def enqueue_balance_syncs() -> int:
     for vendor_id in vendors:
         queue.enqueue(sync_balances, vendor_id, job_id=f"sync-balances-{vendor_id}")
     return len(vendors)
+
+
+def send_low_balance_alert(balance_id: int) -> int:
+    return alerts.send_low_balance(balance_id)
+
+
+def send_order_alert(order_id: int, event: str) -> int:
+    return alerts.send_order_alert(order_id, event)

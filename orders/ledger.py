@@ -2,6 +2,7 @@
 
 Every function runs inside its caller's transaction and locks the balance row it changes, so
 concurrent placements cannot overdraw: available = reported - reserved - spent since the report.
+A debit or a report may leave the balance low: orders.alerts decides, and tells on commit.
 """
 
 from decimal import Decimal
@@ -9,6 +10,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from orders import alerts
 from orders.models import LedgerEntry
 from vendors.models import Balance, Vendor
 
@@ -63,6 +65,7 @@ def settle(*, vendor: Vendor, currency: str, reserved: Decimal, spent: Decimal, 
     if reserved > spent:
         _entry(balance, LedgerEntry.Kind.RELEASE, reserved - spent, order=order,
                vendor_order=vendor_order, note=note)
+    alerts.balance_changed(balance)
 
 
 def record_report(*, vendor: Vendor, currency: str, amount: Decimal,
@@ -100,4 +103,5 @@ def record_report(*, vendor: Vendor, currency: str, amount: Decimal,
     balance.reported_at = timezone.now()
     balance.spent_since_report = Decimal("0")
     balance.save(update_fields=["reported", "reported_at", "spent_since_report", "updated_at"])
+    alerts.balance_changed(balance)
     return difference

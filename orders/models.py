@@ -250,6 +250,27 @@ class SpendLimit(models.Model):
         return f"{self.user} · {self.currency}"
 
 
+class AlertPreference(models.Model):
+    """Which alert emails one user wants (orders.alerts). A user without a row gets them all."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_preference"
+    )
+    low_balance = models.BooleanField(
+        default=True, help_text="A vendor's balance runs low (for who sees balances)."
+    )
+    needs_attention = models.BooleanField(
+        default=True, help_text="An order of mine, or any order for operators, needs a person."
+    )
+    completed = models.BooleanField(
+        default=True, help_text="An order of mine is completed or partially completed."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"alerts of {self.user}"
+
+
 class SupplierEvent(models.Model):
     """A supplier's webhook event already received, so a repeated delivery (the supplier
     retries until it hears 2xx, and may send twice anyway) is recognised and ignored.

@@ -6,6 +6,7 @@ app_name = "orders"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("account/alerts/", views.alert_settings, name="alert_settings"),
     path("catalog/", views.catalog, name="catalog"),
     path("catalog/<int:pk>/", views.product_detail, name="product_detail"),
     path("catalog/items/<int:pk>/", views.item_detail, name="item_detail"),

@@ -4,6 +4,7 @@ action is a plain form POST followed by a redirect, htmx only refreshes fragment
 import uuid
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
@@ -14,9 +15,10 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from orders import confirmations, exports, pricing, selectors, services
+from orders import alerts, confirmations, exports, pricing, selectors, services
 from orders.errors import OrderError
 from orders.forms import (
+    AlertPreferenceForm,
     CatalogFilterForm,
     OrderFilterForm,
     OrderForm,
@@ -79,13 +81,33 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     user = request.user
     show_balances = user.has_perm("vendors.view_balance")
     show_orders = user.has_perm("orders.view_order")
+    balances = alerts.balance_states(selectors.balances()) if show_balances else []
     return _render(request, "orders/dashboard.html", {
         "show_balances": show_balances, "show_orders": show_orders,
-        "balances": selectors.balances() if show_balances else [],
+        "balances": balances, "low_balances": [b for b in balances if b.low],
+        "spend_window": settings.ALERT_SPEND_WINDOW_DAYS,
         "in_flight": selectors.orders_in_flight(user) if show_orders else [],
         "attention": selectors.orders_needing_attention(user) if show_orders else [],
         "events": selectors.recent_events(user) if show_orders else [],
     }, title="Dashboard")
+
+
+@login_required
+def alert_settings(request: HttpRequest) -> HttpResponse:
+    """The user's own choice of alert emails."""
+    user = request.user
+    current = alerts.preferences(user)
+    choices = {"low_balance": current.low_balance, "needs_attention": current.needs_attention,
+               "completed": current.completed}
+    form = AlertPreferenceForm(request.POST if request.method == "POST" else None,
+                               initial=choices, operator=alerts.is_operator(user))
+    if request.method == "POST" and form.is_valid():
+        alerts.save_preferences(user=user, **{**choices, **form.cleaned_data})
+        messages.success(request, "Your alert emails are saved.")
+        return redirect("orders:alert_settings")
+    return _render(request, "orders/alert_settings.html", {
+        "form": form, "email": user.email,
+    }, title="Alert emails", status=400 if form.errors else 200)
 
 
 @login_required

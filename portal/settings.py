@@ -264,6 +264,25 @@ ORDER_FAULT_RETRIES = env.int("ORDER_FAULT_RETRIES", default=6)
 SYNC_ATTEMPTS = env.int("SYNC_ATTEMPTS", default=3)
 SYNC_RETRY_MAX_WAIT = env.float("SYNC_RETRY_MAX_WAIT", default=5.0)
 
+# Alerts (orders.alerts): a balance is low below its vendor's low_balance_threshold or when
+# it lasts fewer than ALERT_LOW_BALANCE_DAYS (0: that rule off) at the average daily debits of
+# the last ALERT_SPEND_WINDOW_DAYS days. Emails link to PORTAL_URL; they go through Django's
+# mail: printed to the console in debug unless EMAIL_BACKEND says otherwise, SMTP in production.
+ALERT_LOW_BALANCE_DAYS = env.int("ALERT_LOW_BALANCE_DAYS", default=3)
+ALERT_SPEND_WINDOW_DAYS = env.int("ALERT_SPEND_WINDOW_DAYS", default=7)
+PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000").rstrip("/")
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.console.EmailBackend" if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Voucher portal <portal@localhost>")
+
 # Where the run command's sandbox suppliers listen; demo vendors point here.
 SANDBOX_URL = env.str("SANDBOX_URL", default="http://127.0.0.1:8001")
 

@@ -63,6 +63,8 @@ PORTAL = {
     "account/two-factor/verify/": same(STAFF),
     "account/two-factor/reauthenticate/": same(STAFF),
     "account/two-factor/recovery-codes/": post_only(STAFF),
+    # One's own alert emails: every staff user.
+    "account/alerts/": same(STAFF),
     "audit/": Rule(get=users("auditor"), post_405=users("auditor")),
     "audit/export.csv": post_only(users("auditor")),
     "": same(STAFF),  # the dashboard (and "home", the same path)

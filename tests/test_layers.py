@@ -24,6 +24,8 @@ ENGINE_FORBIDDEN = {
     "pricing": {"dispatch", "fulfilment", "services"},
     "dispatch": {"pricing", "fulfilment", "services"},
     "fulfilment": {"dispatch", "services"},
+    # Alerts are called by the ledger and by fulfilment, and queue their jobs by name.
+    "alerts": {"ledger", "balances", "dispatch", "fulfilment", "services", "jobs"},
 }
 
 

@@ -151,6 +151,10 @@ class Balance(models.Model):
         **MONEY, default=Decimal("0"),
         help_text="Debits recorded after the supplier's last report.",
     )
+    low_alerted_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="When operators were told this balance ran low; cleared once it recovers.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
