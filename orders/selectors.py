@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import (
     Count,
     DecimalField,
+    Exists,
     IntegerField,
     Min,
     OuterRef,
@@ -139,14 +140,15 @@ def _day_start(day: date) -> datetime:
 def filter_orders(orders: QuerySet[Order], filters: OrderFilters) -> QuerySet[Order]:
     if filters.status:
         orders = orders.filter(status=filters.status)
+    # EXISTS, not IN: the database walks the sorted index of orders and probes each one's
+    # lines until the page is full, instead of collecting the ids of every line of the
+    # vendor (a third of a million) and sorting their orders (a second on a million orders).
     if filters.vendor is not None:
-        orders = orders.filter(
-            pk__in=OrderLine.objects.filter(vendor=filters.vendor).values("order_id")
-        )
+        orders = orders.filter(Exists(
+            OrderLine.objects.filter(order=OuterRef("pk"), vendor=filters.vendor)))
     if filters.product is not None:
-        orders = orders.filter(
-            pk__in=OrderLine.objects.filter(product=filters.product).values("order_id")
-        )
+        orders = orders.filter(Exists(
+            OrderLine.objects.filter(order=OuterRef("pk"), product=filters.product)))
     if filters.placed_by is not None:
         orders = orders.filter(placed_by=filters.placed_by)
     if filters.currency:
