@@ -89,13 +89,16 @@ def search_orders(orders: QuerySet[Order], term: str) -> QuerySet[Order]:
     References are made upper case (services.new_reference) and never edited, so a term in
     any case is looked up as typed and upper-cased, both equalities the unique index of
     ``reference`` answers (``iexact`` compares every row: a third of a second on a million
-    orders)."""
+    orders). The two lookups are one UNION of ids, each answered by its own index: as
+    ``reference IN (...) OR id IN (subquery)``, PostgreSQL reads every order (half a second
+    on a million, and as much again for each code searched, see search_parameters)."""
     term = term.strip()
     if not term:
         return orders
-    return orders.filter(Q(reference__in=sorted({term, term.upper()})) | Q(
-        pk__in=VendorOrder.objects.filter(supplier_order_id=term).values("order_id")
-    ))
+    by_reference = Order.objects.filter(reference__in=sorted({term, term.upper()}))
+    by_supplier_id = VendorOrder.objects.filter(supplier_order_id=term)
+    return orders.filter(pk__in=by_reference.order_by().values("pk").union(
+        by_supplier_id.order_by().values("order_id")))
 
 
 def orders_with_code(orders: QuerySet[Order], code_index: str) -> QuerySet[Order]:
