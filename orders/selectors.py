@@ -96,13 +96,16 @@ def search_orders(orders: QuerySet[Order], term: str) -> QuerySet[Order]:
     References are made upper case (services.new_reference) and never edited, so a term in
     any case is looked up as typed and upper-cased, both equalities the unique index of
     ``reference`` answers (``iexact`` compares every row: a third of a second on a million
-    orders)."""
+    orders). The two lookups are one UNION of ids, each answered by its own index: as
+    ``reference IN (...) OR id IN (subquery)``, PostgreSQL reads every order (half a second
+    on a million, and as much again for each code searched, see search_parameters)."""
     term = term.strip()
     if not term:
         return orders
-    return orders.filter(Q(reference__in=sorted({term, term.upper()})) | Q(
-        pk__in=VendorOrder.objects.filter(supplier_order_id=term).values("order_id")
-    ))
+    by_reference = Order.objects.filter(reference__in=sorted({term, term.upper()}))
+    by_supplier_id = VendorOrder.objects.filter(supplier_order_id=term)
+    return orders.filter(pk__in=by_reference.order_by().values("pk").union(
+        by_supplier_id.order_by().values("order_id")))
 
 
 def orders_with_code(orders: QuerySet[Order], code_index: str) -> QuerySet[Order]:
@@ -147,14 +150,15 @@ def _day_start(day: date) -> datetime:
 def filter_orders(orders: QuerySet[Order], filters: OrderFilters) -> QuerySet[Order]:
     if filters.status:
         orders = orders.filter(status=filters.status)
+    # EXISTS, not IN: the database walks the sorted index of orders and probes each one's
+    # lines until the page is full, instead of collecting the ids of every line of the
+    # vendor (a third of a million) and sorting their orders (a second on a million orders).
     if filters.vendor is not None:
-        orders = orders.filter(
-            pk__in=OrderLine.objects.filter(vendor=filters.vendor).values("order_id")
-        )
+        orders = orders.filter(Exists(
+            OrderLine.objects.filter(order=OuterRef("pk"), vendor=filters.vendor)))
     if filters.product is not None:
-        orders = orders.filter(
-            pk__in=OrderLine.objects.filter(product=filters.product).values("order_id")
-        )
+        orders = orders.filter(Exists(
+            OrderLine.objects.filter(order=OuterRef("pk"), product=filters.product)))
     if filters.placed_by is not None:
         orders = orders.filter(placed_by=filters.placed_by)
     if filters.currency:
