@@ -1,6 +1,8 @@
 from decimal import Decimal
 
 from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from common.money import MoneyError, format_money
 
@@ -16,6 +18,22 @@ def money(amount: Decimal | None, currency: str) -> str:
         return format_money(amount, currency)
     except (MoneyError, ValueError, KeyError):
         return f"{amount} {currency}".strip()
+
+
+@register.filter
+def status_badge(order) -> SafeString:
+    """``{{ order|status_badge }}``: the order's status as a badge (a filter, not an include:
+    the order list draws one per row)."""
+    return format_html('<span class="status status-{}">{}</span>', order.status,
+                       order.get_status_display())
+
+
+@register.filter
+def progress(order) -> SafeString:
+    """``{{ order|progress }}``: codes delivered of those ordered, as a bar and in figures."""
+    return format_html('<progress max="{}" value="{}"></progress>\n{} / {}',
+                       order.quantity or 1, order.delivered_quantity,
+                       order.delivered_quantity, order.quantity)
 
 
 @register.filter
