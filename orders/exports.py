@@ -11,7 +11,8 @@ from itertools import islice
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import CharField, DateField, QuerySet
+from django.db.models.functions import Cast
 
 from common.crypto import default_keyring
 from orders import services
@@ -74,21 +75,32 @@ def _rows(vouchers: QuerySet[Voucher]) -> Iterator[Sequence[str]]:
     query each per chunk, and only the code and PIN are decrypted."""
     yield COLUMNS
     keyring = default_keyring()
+    # The id is read as text and the expiry as its date, which load several times faster
+    # than a UUID and an aware datetime. The date is the UTC one: SQLite holds UTC times and
+    # Django sets a PostgreSQL connection's time zone to UTC.
     stream = vouchers.order_by("order__created_at", "order_id", "created_at", "id").values_list(
-        "order_id", "vendor_order_id", "id", "code_encrypted", "pin_encrypted", "serial",
-        "expires_at",
+        "order_id", "vendor_order_id", Cast("id", CharField()), "code_encrypted",
+        "pin_encrypted", "serial", Cast("expires_at", DateField()),
     ).iterator(chunk_size=CHUNK)
     while chunk := list(islice(stream, CHUNK)):
         orders = _order_columns({row[0] for row in chunk})
         supplier_orders = _supplier_order_columns({row[1] for row in chunk})
-        for order_id, vendor_order_id, voucher_uuid, code, pin, serial, expires_at in chunk:
-            voucher_id = str(voucher_uuid)
+        for order_id, vendor_order_id, id_text, code, pin, serial, expiry in chunk:
+            voucher_id = _hyphenated(id_text)
             yield orders[order_id] + supplier_orders[vendor_order_id] + (
                 neutralise(open_field(voucher_id, "code", code, keyring=keyring)),
                 neutralise(open_field(voucher_id, "pin", pin, keyring=keyring)),
                 neutralise(serial),
-                expires_at.date().isoformat() if expires_at else "",
+                expiry.isoformat() if expiry else "",
             )
+
+
+def _hyphenated(id_text: str) -> str:
+    """A UUID as ``str(uuid)`` writes it, from its text in the database: PostgreSQL's is
+    that already, SQLite holds the 32 hex digits (lower case, as Django writes them)."""
+    if len(id_text) == 36:
+        return id_text
+    return f"{id_text[:8]}-{id_text[8:12]}-{id_text[12:16]}-{id_text[16:20]}-{id_text[20:]}"
 
 
 def _order_columns(ids: set[int]) -> dict[int, tuple[str, ...]]:

@@ -6,7 +6,7 @@ import io
 import json
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from html import unescape
 from urllib.parse import parse_qs, unquote_plus, urlencode, urljoin, urlsplit
@@ -677,9 +677,10 @@ def test_it_exports_with_bounded_queries(staff_client, make_order,
 
 
 def test_it_exports_every_row_across_chunks_and_pieces(staff_client, make_order, make_vendor,
-                                                      monkeypatch):
+                                                      monkeypatch, settings):
     from orders import exports
 
+    settings.TIME_ZONE = "Pacific/Auckland"  # the expiry is still the UTC date
     monkeypatch.setattr(exports, "CHUNK", 3)  # a chunk ends inside an order
     monkeypatch.setattr(exports, "ROWS_PER_PIECE", 4)
     other = Product.objects.create(
@@ -691,6 +692,9 @@ def test_it_exports_every_row_across_chunks_and_pieces(staff_client, make_order,
     second = make_order(codes=[f"SECOND-{i:04d}" for i in range(4)], product=other,
                         currency="USD", created_at=timezone.now() - timedelta(days=1))
     OrderLine.objects.filter(order=second).update(face_value=None)
+    late = datetime(2027, 3, 1, 23, 30, tzinfo=UTC)
+    Voucher.objects.filter(order=first, last4="0003").update(expires_at=late)
+    Voucher.objects.filter(order=first, last4="0004").update(expires_at=None)
     response = staff_client.post(reverse("orders:export_list"))
     pieces = [piece.decode() for piece in response.streaming_content]
     assert pieces[0] == "\ufeff" and all(p.endswith("\r\n") for p in pieces[1:])
@@ -707,9 +711,11 @@ def test_it_exports_every_row_across_chunks_and_pieces(staff_client, make_order,
     assert {tuple(row[1:7]) for row in rows[6:]} == {(
         second.created_at.isoformat(timespec="seconds"), "'=Other", "Xbox $25", "xbox-25",
         "25.0000", "USD")}
-    voucher = Voucher.objects.get(order=first, last4="0003")
-    assert [row[8:] for row in rows if row[7] == "FIRST-0003"] == [
-        ["8842", voucher.serial, voucher.expires_at.date().isoformat()]]
+    expiries = {row[7]: row[8:] for row in rows[1:]}
+    assert expiries["FIRST-0003"] == ["8842", "S-0003", "2027-03-01"]
+    assert expiries["FIRST-0004"] == ["8842", "S-0004", ""]
+    voucher = Voucher.objects.get(order=first, last4="0002")
+    assert expiries["FIRST-0002"] == ["8842", "S-0002", voucher.expires_at.date().isoformat()]
 
 
 def test_it_exports_codes_sealed_with_older_keys_after_a_rotation(staff_client, make_order,
