@@ -4,7 +4,8 @@
 ``make bench ARGS="polling --orders 100 --arrival 20"`` a smaller one,
 ``make bench ARGS="order_list --rows 100000"`` the order list on fewer orders,
 ``make bench ARGS=webhooks`` the Starship webhook lag alone,
-``make bench ARGS=requests`` the supplier requests per order of each supplier.
+``make bench ARGS=requests`` the supplier requests per order of each supplier,
+``make bench ARGS="export --codes 20000"`` the CSV export of fewer codes.
 """
 
 import argparse
@@ -18,6 +19,7 @@ SCENARIOS = {
     "order_list": "benchmarks.order_list",
     "webhooks": "benchmarks.webhooks",
     "requests": "benchmarks.requests",
+    "export": "benchmarks.export",
 }
 
 
@@ -32,6 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
     parser.add_argument("--rows", type=int, default=1_000_000,
                         help="orders in the order_list database (1000000)")
+    parser.add_argument("--codes", type=int, default=100_000,
+                        help="codes in the export database (100000)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
     if unknown:
