@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import CharField, DateField, QuerySet
 from django.db.models.functions import Cast
 
-from common.crypto import default_keyring
+from common.crypto import Keyring, default_keyring
 from orders import services
 from orders.custody import open_field
 from orders.models import Order, VendorOrder, Voucher
@@ -91,7 +91,7 @@ def _csv(vouchers: QuerySet[Voucher]) -> Iterator[str]:
                       for row, line in zip(chunk, lines, strict=True))
 
 
-def _voucher_columns(chunk: list[tuple], keyring) -> Iterator[tuple[str, ...]]:
+def _voucher_columns(chunk: list[tuple], keyring: Keyring) -> Iterator[tuple[str, ...]]:
     """Code, PIN, serial and expiry of each voucher of the chunk."""
     for _, _, id_text, code, pin, serial, expiry in chunk:
         voucher_id = _hyphenated(id_text)
