@@ -6,7 +6,8 @@
 ``make bench ARGS=webhooks`` the Starship webhook lag alone,
 ``make bench ARGS=requests`` the supplier requests per order of each supplier,
 ``make bench ARGS="throughput --batch 100"`` orders per minute with 1, 2 and 4 workers,
-``make bench ARGS="worker_memory --jobs 2000"`` a worker's memory over fewer jobs.
+``make bench ARGS="worker_memory --jobs 2000"`` a worker's memory over fewer jobs,
+``make bench ARGS="export --codes 20000"`` the CSV export of fewer codes.
 """
 
 import argparse
@@ -22,6 +23,7 @@ SCENARIOS = {
     "requests": "benchmarks.requests",
     "throughput": "benchmarks.throughput",
     "worker_memory": "benchmarks.worker_memory",
+    "export": "benchmarks.export",
 }
 
 
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
                         "(default RQ['WORKER_CLASS'], the portal's PortalWorker)")
     parser.add_argument("--jobs", type=int, default=10_000,
                         help="jobs the worker_memory worker runs (10000)")
+    parser.add_argument("--codes", type=int, default=100_000,
+                        help="codes in the export database (100000)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
     if unknown:

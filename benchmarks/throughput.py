@@ -51,9 +51,10 @@ class Run:
 
 
 def make_vendor(sandbox_url: str):
+    from orders.balances import sync_balances
     from vendors.models import Vendor
     from vendors.sandbox import ezcards
-    from vendors.services import sync_balances, sync_catalog, vendor_set_credentials
+    from vendors.services import sync_catalog, vendor_set_credentials
 
     account = f"tp{uuid.uuid4().hex[:8]}"
     requests.post(f"{sandbox_url}/_sandbox/ezcards/faults/{account}", json=LIFTED,

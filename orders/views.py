@@ -474,8 +474,7 @@ def voucher_reveal(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 
 def csv_response(orders: QuerySet[Order], user, filename: str) -> StreamingHttpResponse:
     """Stream the codes of ``orders``; PermissionDenied before anything is sent."""
-    rows = exports.export_rows(orders_queryset=orders, user=user)
-    response = StreamingHttpResponse(exports.csv_stream(rows),
+    response = StreamingHttpResponse(exports.export_csv(orders_queryset=orders, user=user),
                                      content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -6,7 +6,7 @@ import io
 import json
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from html import unescape
 from urllib.parse import parse_qs, unquote_plus, urlencode, urljoin, urlsplit
@@ -674,6 +674,67 @@ def test_it_exports_with_bounded_queries(staff_client, make_order,
     with django_assert_max_num_queries(3):
         rows = read_csv(response)
     assert len(rows) == 41
+
+
+def test_it_exports_every_row_across_chunks_and_pieces(staff_client, make_order, make_vendor,
+                                                      monkeypatch, settings):
+    from orders import exports
+
+    settings.TIME_ZONE = "Pacific/Auckland"  # the expiry is still the UTC date
+    monkeypatch.setattr(exports, "CHUNK", 3)  # a chunk ends inside an order
+    other = Product.objects.create(
+        vendor=make_vendor(name="=Other"), supplier_product_id="xbox-25", name="Xbox $25",
+        face_value=Decimal("25"), face_currency="", cost=Decimal("24"), cost_currency="USD",
+    )
+    first = make_order(codes=[f"FIRST-{i:04d}" for i in range(5)],
+                       created_at=timezone.now() - timedelta(days=2))
+    second = make_order(codes=[f"SECOND-{i:04d}" for i in range(4)], product=other,
+                        currency="USD", created_at=timezone.now() - timedelta(days=1))
+    OrderLine.objects.filter(order=second).update(face_value=None)
+    late = datetime(2027, 3, 1, 23, 30, tzinfo=UTC)
+    Voucher.objects.filter(order=first, last4="0003").update(expires_at=late)
+    Voucher.objects.filter(order=first, last4="0004").update(expires_at=None)
+    response = staff_client.post(reverse("orders:export_list"))
+    pieces = [piece.decode() for piece in response.streaming_content]
+    assert pieces[0].startswith("\ufeff") and all(p.endswith("\r\n") for p in pieces)
+    assert [len(p.splitlines()) for p in pieces] == [1, 3, 3, 3]  # header, a piece a chunk
+    rows = list(csv.reader(io.StringIO("".join(pieces).removeprefix("\ufeff"))))
+    assert [row[0] for row in rows[1:]] == [first.reference] * 5 + [second.reference] * 4
+    assert sorted(row[7] for row in rows[1:6]) == [f"FIRST-{i:04d}" for i in range(5)]
+    assert sorted(row[7] for row in rows[6:]) == [f"SECOND-{i:04d}" for i in range(4)]
+    assert {tuple(row[1:7]) for row in rows[1:6]} == {(
+        first.created_at.isoformat(timespec="seconds"), "Kalixo", "Steam £10",
+        "STEAM-GB-10", "10.0000", "GBP")}
+    # No SKU: the supplier's product id; no face value on the line: the product's; no face
+    # currency on the product: the line's. A vendor name like a formula is neutralised.
+    assert {tuple(row[1:7]) for row in rows[6:]} == {(
+        second.created_at.isoformat(timespec="seconds"), "'=Other", "Xbox $25", "xbox-25",
+        "25.0000", "USD")}
+    expiries = {row[7]: row[8:] for row in rows[1:]}
+    assert expiries["FIRST-0003"] == ["8842", "S-0003", "2027-03-01"]
+    assert expiries["FIRST-0004"] == ["8842", "S-0004", ""]
+    voucher = Voucher.objects.get(order=first, last4="0002")
+    assert expiries["FIRST-0002"] == ["8842", "S-0002", voucher.expires_at.date().isoformat()]
+
+
+def test_it_exports_codes_sealed_with_older_keys_after_a_rotation(staff_client, make_order,
+                                                                  settings):
+    from common.crypto import default_keyring
+
+    default_keyring.cache_clear()
+    old = make_order(codes=["OLD-KEY-0001", "OLD-KEY-0002"])
+    settings.VOUCHER_KEYS = f"7:{base64.b64encode(bytes(range(32))).decode()}," \
+                            f"{settings.VOUCHER_KEYS}"
+    default_keyring.cache_clear()
+    try:
+        new = make_order(codes=["NEW-KEY-0003"])
+        assert {v.key_version for v in Voucher.objects.filter(order=new)} == {7}
+        assert 7 not in {v.key_version for v in Voucher.objects.filter(order=old)}
+        rows = read_csv(staff_client.post(reverse("orders:export_list")))
+    finally:
+        default_keyring.cache_clear()
+    assert sorted(row[7] for row in rows[1:]) == ["NEW-KEY-0003", "OLD-KEY-0001",
+                                                  "OLD-KEY-0002"]
 
 
 def test_it_reports_bad_filter_values_and_applies_the_good_ones(staff_client, make_order):
