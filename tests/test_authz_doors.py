@@ -13,6 +13,7 @@ from portal import demo
 from portal.roles import ROLES, role_group
 from tests.auth import log_in
 from tests.test_authz_matrix import make_order
+from vendors import matching
 from vendors.models import Balance, Product
 
 pytestmark = pytest.mark.django_db
@@ -24,11 +25,13 @@ CODE = "GIFT-7Q2X-99ZK-4F3M"
 def product(make_vendor):
     vendor = make_vendor(name="Kalixo")
     Balance.objects.create(vendor=vendor, currency="GBP", reported=Decimal("4321.00"))
-    return Product.objects.create(
+    made = Product.objects.create(
         vendor=vendor, supplier_product_id="s-10", name="Steam £10", brand="Steam",
         face_value=Decimal("10"), face_currency="GBP", cost=Decimal("9.37"),
         cost_currency="GBP",
     )
+    matching.match_offers([made])  # as the catalog sync does
+    return made
 
 
 @pytest.mark.parametrize("change", ["is_staff", "is_active"])

@@ -223,3 +223,16 @@ def test_it_runs_as_many_queries_for_many_items_and_offers_as_for_few(client, st
         offer = product(vendor=other)
         supplier_order(offer, staff_user, status="failed")
     assert (queries(client, catalog), queries(client, item)) == few
+
+
+def test_it_matches_a_product_added_in_the_admin(client, staff_user, make_vendor, product):
+    synced = product()
+    log_in(client, staff_user)
+    response = client.post(reverse("admin:vendors_product_add"), {
+        "vendor": synced.vendor_id, "supplier_product_id": "added-by-hand", "name": "Amazon",
+        "brand": "Amazon", "country": "US", "face_value": "10", "face_currency": "USD",
+        "cost": "9.45", "cost_currency": "USD", "denomination_type": "fixed",
+        "available": "on", "price_tiers": "[]", "extra": "{}",
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Product.objects.get(supplier_product_id="added-by-hand").item_id == synced.item_id

@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
 
-from vendors import jobs
+from vendors import jobs, matching
 from vendors.models import Balance, CatalogItem, Product, Vendor
 from vendors.services import (
     can_match_offers,
@@ -120,6 +120,11 @@ class ProductAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at", "updated_at", "last_seen_at", "item", "matched_by_hand")
     date_hierarchy = "last_seen_at"
     actions = ("match_as_one_item", "split_into_own_items", "return_to_matching_rules")
+
+    def save_model(self, request, obj, form, change) -> None:
+        """A product added or changed here is matched to its item as a synced one is."""
+        super().save_model(request, obj, form, change)
+        matching.match_offers([obj])
 
     def has_match_permission(self, request) -> bool:
         return can_match_offers(request.user)
