@@ -126,6 +126,9 @@ def test_it_buys_once_when_a_worker_is_killed_mid_submission(
         while order.vendor_orders.get().status != VendorOrder.Status.SENDING:
             assert time.monotonic() < deadline, "the worker never started the submission"
             time.sleep(0.05)
+        # SENDING is committed just before the request goes out; the supplier answers 3 s
+        # later. Kill the worker (which runs its jobs in process) with the request on the wire.
+        time.sleep(0.5)
         os.kill(worker.pid, signal.SIGKILL)
     finally:
         worker.wait(timeout=10)
