@@ -204,7 +204,9 @@ def urls_of(route: str, world: World) -> list[tuple[str, str]]:
         values["object_id"] = str(object_for(route, world).pk)
     if route.startswith("admin/otp_totp/totpdevice/<int:pk>/"):
         values["pk"] = str(world.objects["otp_totp/totpdevice"].pk)
-    if route.startswith("catalog/"):
+    if route.startswith("catalog/items/"):
+        values["pk"] = str(world.objects["vendors/catalogitem"].pk)
+    elif route.startswith("catalog/"):
         values["pk"] = str(world.product.pk)
     elif route.startswith("vouchers/"):
         values["pk"] = str(world.voucher.pk)
