@@ -276,9 +276,10 @@ def apply_result(vo: VendorOrder, result: OrderResult, action: str) -> str:
     a person. One transaction, with the order row locked."""
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=vo.order_id)
-        locked = VendorOrder.objects.select_for_update().select_related("line", "vendor").get(
-            pk=vo.pk
-        )
+        # of=self: FOR UPDATE on a join would lock the vendor's row too, and every order
+        # placed meanwhile takes a key-share lock on it (PostgreSQL deadlocked under load).
+        locked = VendorOrder.objects.select_for_update(of=("self",)).select_related(
+            "line", "vendor").get(pk=vo.pk)
         if locked.status in Status.FINAL:
             return "already final"
         if locked.claim_token != vo.claim_token:

@@ -252,7 +252,8 @@ def cancel_order(*, order: Order, user) -> Order:
 
 def _close_unsent(order: Order, user, status: str, action: str, message: str) -> Order:
     order = Order.objects.select_for_update().get(pk=order.pk)
-    vendor_orders = list(order.vendor_orders.select_for_update().select_related("line"))
+    vendor_orders = list(order.vendor_orders.select_for_update(of=("self",))
+                         .select_related("line"))
     if order.status not in Order.Status.UNSENT or any(
         vo.status != Status.CREATED for vo in vendor_orders
     ):
@@ -300,9 +301,8 @@ def can_resolve(user, vendor_order: VendorOrder) -> bool:
 
 def _lock_unresolved(vendor_order: VendorOrder, user) -> tuple[Order, VendorOrder]:
     order = Order.objects.select_for_update().get(pk=vendor_order.order_id)
-    vo = VendorOrder.objects.select_for_update().select_related("line__product", "vendor").get(
-        pk=vendor_order.pk
-    )
+    vo = VendorOrder.objects.select_for_update(of=("self",)).select_related(
+        "line__product", "vendor").get(pk=vendor_order.pk)
     if vo.status not in Status.UNRESOLVED or not vo.attention:
         raise OrderError("Only a supplier order whose outcome is unknown and that waits for a "
                          f"person can be resolved; this one is {vo.get_status_display()}.")
