@@ -131,6 +131,20 @@ def fresh_postgres_database(url: str) -> str:
     return urlunsplit(parts._replace(path=f"/{BENCH_DATABASE}"))
 
 
+def fresh_database() -> None:
+    """Start the benchmark's database again, empty and migrated (a scenario that writes rows
+    with ids of its own, after others wrote theirs)."""
+    from django.db import connections
+
+    connections.close_all()
+    url = os.environ["DATABASE_URL"]
+    if database_engine() == "postgresql":
+        fresh_postgres_database(url)
+    else:
+        Path(urlsplit(url).path).unlink(missing_ok=True)
+    setup_django()
+
+
 def reset_state(var_dir: Path) -> None:
     """Forget the previous run: database, sandbox state, logs (keys and Redis stay)."""
     for pattern in ("portal.sqlite3*", "sandbox*.sqlite3*", "*.log"):

@@ -356,6 +356,7 @@ def run(args, *, var_dir, sandbox_url) -> None:
 
     rows = args.rows
     engine = harness.database_engine()
+    harness.fresh_database()  # its orders take ids 1 to rows
     started = time.monotonic()
     ref = seed_reference_rows()
     (seed_postgresql if engine == "postgresql" else seed_sqlite)(rows, ref)
