@@ -259,7 +259,7 @@ class Workers:
     def supplier_requests(self) -> Counter:
         """Requests the workers sent to suppliers, by kind, from the ``common.http`` lines."""
         counts: Counter = Counter()
-        line = re.compile(r" portal\.http (GET|POST|PUT|PATCH|DELETE) (\S+?):? ")
+        line = re.compile(r" common\.http (GET|POST|PUT|PATCH|DELETE) (\S+?):? ")
         for path in self.logs:
             for match in line.finditer(path.read_text(errors="replace")):
                 counts[request_kind(match.group(1), match.group(2))] += 1
@@ -269,7 +269,7 @@ class Workers:
     def supplier_answers(self) -> Counter:
         """The supplier's answers to the workers, by HTTP status."""
         counts: Counter = Counter()
-        line = re.compile(r" portal\.http (?:GET|POST|PUT|PATCH|DELETE) \S+ -> (\d{3}) ")
+        line = re.compile(r" common\.http (?:GET|POST|PUT|PATCH|DELETE) \S+ -> (\d{3}) ")
         for path in self.logs:
             counts.update(line.findall(path.read_text(errors="replace")))
         return counts

@@ -260,6 +260,8 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
     record(*results)
 
     for r in results:
+        if not r.requests:
+            raise SystemExit(f"{r.name}: no supplier request found in the workers' logs")
         if r.completed != len(schedule) or r.codes != codes or r.issued != codes:
             raise SystemExit(f"{r.name}: {r.completed} of {len(schedule)} orders completed, "
                              f"{r.codes} codes stored, {r.issued} issued; expected {codes}")

@@ -40,7 +40,7 @@ PRODUCTS = {
     "ezcards": ({"sku": "EZTEST-INSTOCK"}, {"sku": "EZTEST-DELAYED"}),
     "starship": ({"supplier_product_id": "1001:25.00"}, {"supplier_product_id": "1003:10.00"}),
 }
-LOG_LINE = re.compile(r" portal\.http (GET|POST|PUT|PATCH|DELETE) (\S+?):? ")
+LOG_LINE = re.compile(r" common\.http (GET|POST|PUT|PATCH|DELETE) (\S+?):? ")
 
 
 def sandbox_account(kind: str, token: str) -> tuple[dict, str]:
@@ -211,6 +211,8 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
             codes=Voucher.objects.filter(vendor_order__vendor=vendor).count(),
             requests=counts[kind],
         ))
+    if not any(r.requests for r in results):
+        raise SystemExit("no supplier request found in the workers' logs")
     report(results, seconds)
     record(results)
     figures = {"orders_per_supplier": ORDERS, "arrival_seconds": ARRIVAL, "seconds": seconds,
