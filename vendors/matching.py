@@ -100,5 +100,10 @@ def match_offers(products: Iterable[Product]) -> int:
             product.item = item
             changed.append(product)
     Product.objects.bulk_update(changed, ["item"], batch_size=500)
-    CatalogItem.objects.filter(offers__isnull=True).delete()
+    drop_empty_items()
     return len(changed)
+
+
+def drop_empty_items() -> None:
+    """Items whose offers all moved elsewhere are gone from the catalog."""
+    CatalogItem.objects.filter(offers__isnull=True).delete()

@@ -187,7 +187,7 @@ def offers_match(*, products: list[Product], actor) -> CatalogItem:
         matching.own_key(first)]
     Product.objects.filter(pk__in=[p.pk for p in products]).update(item=item,
                                                                   matched_by_hand=True)
-    CatalogItem.objects.filter(offers__isnull=True).delete()
+    matching.drop_empty_items()
     _record_matching(products, actor, f"Matched as one item, {item}", item)
     return item
 
@@ -200,7 +200,7 @@ def offers_split(*, products: list[Product], actor) -> None:
         product.item = items[matching.own_key(product)]
         product.matched_by_hand = True
     Product.objects.bulk_update(products, ["item", "matched_by_hand"])
-    CatalogItem.objects.filter(offers__isnull=True).delete()
+    matching.drop_empty_items()
     _record_matching(products, actor, "Split into items of their own")
 
 
