@@ -55,6 +55,7 @@ class AuditEvent(models.Model):
         USER_FLAGS_CHANGED = "user_flags_changed"
         AUDIT_EXPORTED = "audit_exported"
         CATALOG_MATCHED = "catalog_matched"
+        FELL_BACK = "fell_back"
 
     created_at = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(

@@ -8,7 +8,7 @@ orders.fulfilment.advance); the job's own outcome sets the next time. ``sweep`` 
 rows whose job was lost.
 
 Dependency order of the engine (each imports only those before it): models, errors ->
-selectors -> pricing -> dispatch, fulfilment -> services. Dispatch imports only the models:
+selectors -> pricing -> lines -> dispatch, fulfilment -> services. Dispatch imports only the models:
 it moves claims, never a status.
 """
 

@@ -15,8 +15,9 @@ supplier order was given back by the sweep acts no more. Supplier trouble never 
 why.
 
 Dependency order of the engine (each imports only those before it): models, errors ->
-selectors -> pricing -> dispatch, fulfilment -> services. Fulfilment imports pricing (for
-its wording) and neither dispatch nor services; jobs call it.
+selectors -> pricing -> lines -> dispatch, fulfilment -> services. Fulfilment imports pricing and
+lines (a line whose supplier refused or ran out falls back to the next offer of its item:
+``_fall_back``) and neither dispatch nor services; jobs call it.
 """
 
 import logging
@@ -35,8 +36,10 @@ from common.http import Kind, SupplierError
 from common.money import MoneyError
 from orders import alerts, ledger
 from orders.custody import seal
+from orders.errors import OrderError
+from orders.lines import add_line
 from orders.models import Order, OrderLine, VendorOrder, Voucher
-from orders.pricing import codes
+from orders.pricing import Router, codes
 from vendors.adapters.base import OrderRequest, OrderResult, SupplierStatus
 from vendors.services import adapter_for
 
@@ -390,7 +393,52 @@ def _close(vo: VendorOrder, order: Order, status: str, note: str, *, delivered: 
         OrderLine.objects.filter(pk=vo.line_id).update(
             delivered_quantity=F("delivered_quantity") + delivered
         )
+    if status in FELL_SHORT and delivered < vo.quantity and order.allow_other_suppliers:
+        _fall_back(vo, order, vo.quantity - delivered, note)
     refresh_order(order)
+
+
+# A supplier order closed so, with codes missing, is offered to the item's next offer.
+FELL_SHORT = frozenset({Status.FAILED, Status.CANCELLED, Status.PARTIALLY_COMPLETED})
+
+
+def _fall_back(vo: VendorOrder, order: Order, missing: int, why: str) -> OrderLine | None:
+    """Order what ``vo`` missed from the cheapest offer of its line's item that this order
+    has not tried, paid in the order's currency; due at once (orders.dispatch sends it). The
+    order's total moves by the difference in cost, which the new line shows. Nothing when no
+    other offer can take it: the audit row says why."""
+    line = vo.line
+    if line.item_id is None:
+        return None
+    tried = OrderLine.objects.filter(order=order, item_id=line.item_id).values_list(
+        "vendor_id", flat=True)
+    router = Router.for_items([line.item_id])
+    try:
+        priced = router.route(item=line.item, quantity=missing,
+                              face_value=line.face_value, pay_currency=order.currency,
+                              exclude_vendor_ids=set(tried))
+        new_line = add_line(order, priced, replaces=line, routing_note=(
+            f"Fallback for {codes(missing)} {vo.vendor} did not deliver ({why}). "
+            f"{priced.routing_note}"))
+    except OrderError as exc:
+        audit.record(action=audit.Action.FELL_BACK, target=vo, order=order,
+                     message=f"{vo.client_reference}: no other offer takes the "
+                     f"{codes(missing)} missing: {exc.message}"[:500])
+        return None
+    difference = priced.total - line.unit_cost * missing
+    order.total_cost += difference
+    order.save(update_fields=["total_cost", "updated_at"])
+    new_line.vendor_orders.update(next_poll_at=timezone.now())
+    audit.record(
+        action=audit.Action.FELL_BACK, target=vo, order=order,
+        message=f"{vo.client_reference}: {codes(missing)} missing, ordered from "
+        f"{priced.product.vendor} instead ({'+' if difference >= 0 else ''}{difference} "
+        f"{order.currency})"[:500],
+        data={"line": new_line.pk, "replaces": line.pk, "product": priced.product.pk,
+              "difference": str(difference)},
+    )
+    return new_line
+
 
 
 def reserved(vo: VendorOrder) -> Decimal:

@@ -1,10 +1,11 @@
 import enum
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
 
-from vendors.models import MONEY, Balance, Product, Vendor
+from vendors.models import MONEY, Balance, CatalogItem, Product, Vendor
 
 
 class Order(models.Model):
@@ -60,6 +61,14 @@ class Order(models.Model):
     delivered_quantity = models.PositiveIntegerField(default=0)
     note = models.CharField(max_length=500, blank=True)
     purchase_order = models.CharField(max_length=64, blank=True)
+    allow_other_suppliers = models.BooleanField(
+        default=True, help_text="When a supplier refuses a line or runs out, offer what is "
+        "missing to the next offer of the same item (orders.fulfilment).",
+    )
+    source_upload = models.ForeignKey(
+        "BulkUpload", null=True, blank=True, on_delete=models.SET_NULL, related_name="orders",
+        help_text="The file it was placed from.",
+    )
     reviewed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -100,8 +109,21 @@ class OrderLine(models.Model):
     pay_with_currency = models.CharField(max_length=3, blank=True)
     delivered_quantity = models.PositiveIntegerField(default=0)
     routing_note = models.CharField(max_length=300, blank=True)
+    item = models.ForeignKey(
+        CatalogItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="What the buyer asked for; a fallback picks another offer of it.",
+    )
+    replaces = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="fallbacks",
+        help_text="The line whose supplier refused or ran out: this one orders what it "
+        "missed from the next offer.",
+    )
+    note = models.CharField(max_length=300, blank=True)
+    reference = models.CharField(max_length=64, blank=True,
+                                 help_text="The buyer's own reference for the line.")
 
     class Meta:
+        ordering = ["id"]
         indexes = [
             models.Index(fields=["vendor", "order"]),
             models.Index(fields=["product", "order"]),
@@ -109,6 +131,14 @@ class OrderLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.product.name}"
+
+    @property
+    def cost_difference(self) -> Decimal | None:
+        """What a fallback line costs more (or less) than its missed codes would have at the
+        refused offer; None for a line that replaces none (``replaces`` should be loaded)."""
+        if self.replaces is None:
+            return None
+        return (self.unit_cost - self.replaces.unit_cost) * self.quantity
 
 
 class VendorOrder(models.Model):
@@ -335,3 +365,49 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} {self.balance.currency}"
+
+
+class BasketLine(models.Model):
+    """One line of a user's basket: a catalog item (routed when placed) or one of its offers
+    pinned, and how many. orders.basket places the basket as one order per currency."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="basket_lines"
+    )
+    item = models.ForeignKey(CatalogItem, on_delete=models.CASCADE, related_name="+")
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="The offer chosen by hand; empty: the cheapest available when placed.",
+    )
+    face_value = models.DecimalField(**MONEY, null=True, blank=True,
+                                     help_text="For an item sold in a range of values.")
+    quantity = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["user", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.item}"
+
+
+class BulkUpload(models.Model):
+    """A file of order lines, validated and shown before anything is placed (orders.bulk).
+    Its digest tells a file placed before."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bulk_uploads"
+    )
+    filename = models.CharField(max_length=255)
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the file's bytes.")
+    rows = models.JSONField(default=list, help_text="The file's rows as read.")
+    placed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "digest"])]
+
+    def __str__(self) -> str:
+        return self.filename

@@ -7,11 +7,12 @@ cache); a line carrying the total its confirmation showed is refused (``PriceCha
 its price is no longer that total. It writes nothing to the database.
 
 Dependency order of the engine (each imports only those before it): models, errors ->
-selectors -> pricing -> dispatch, fulfilment -> services. Pricing imports neither services
+selectors -> pricing -> lines -> dispatch, fulfilment -> services. Pricing imports neither services
 nor the state machine.
 """
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -25,7 +26,7 @@ from orders.errors import OrderError
 from orders.models import Order
 from vendors.adapters import kinds_with
 from vendors.adapters.base import OrderRequest
-from vendors.models import Balance, Product
+from vendors.models import Balance, CatalogItem, Product
 from vendors.services import adapter_for
 
 # The supplier APIs that settle an order in another currency than the product's.
@@ -67,6 +68,14 @@ class PricedLine:
     currency: str  # what we pay in: the cost currency, or the pay-with currency
     routing_note: str = ""
     pay_with_currency: str = ""
+    # What the buyer asked for (a fallback picks another offer of it); the offer's by default.
+    item: CatalogItem | None = None
+    note: str = ""
+    reference: str = ""
+
+    @property
+    def asked_item_id(self) -> int | None:
+        return self.item.pk if self.item is not None else self.product.item_id
 
     @property
     def total(self) -> Decimal:
@@ -256,6 +265,103 @@ def route(request: LineRequest, exclude_vendor_ids: tuple[int, ...] = ()) -> Pri
         f"No supplier of {request.brand} {request.face_value} has the balance for "
         f"{request.quantity}: {', '.join(skipped)}.", "quantity",
     )
+
+
+class Router:
+    """Routes lines of catalog items to their offers: the offers and balances are read once
+    (``for_items``: two queries, whatever the number of lines), then each line in memory. A
+    routed line takes its total off the balance it draws on, so that a later line sees what
+    earlier ones left: a basket never plans to spend a balance twice. Skips what placing
+    would refuse (unavailable, disabled supplier, no price, value out of range, a currency
+    the supplier cannot settle, a balance that cannot cover the line) and says so."""
+
+    def __init__(self, offers: dict[int, list[Product]], balances: list[Balance]) -> None:
+        self.offers = offers
+        self.available = {(b.vendor_id, b.currency): b.available for b in balances}
+        self.held: dict[int, set[str]] = {}
+        for balance in balances:
+            self.held.setdefault(balance.vendor_id, set()).add(balance.currency)
+
+    @classmethod
+    def for_items(cls, item_ids: Iterable[int]) -> "Router":
+        offers: dict[int, list[Product]] = {}
+        for product in Product.objects.filter(item_id__in=set(item_ids)).select_related(
+            "vendor", "item"
+        ).order_by("vendor__name", "pk"):
+            offers.setdefault(product.item_id, []).append(product)
+        vendor_ids = {p.vendor_id for products in offers.values() for p in products}
+        return cls(offers, list(Balance.objects.filter(vendor_id__in=vendor_ids)))
+
+    def offers_of(self, item: CatalogItem) -> list[Product]:
+        return self.offers.get(item.pk, [])
+
+    def route(self, *, item: CatalogItem, quantity: int, face_value: Decimal | None = None,
+              pinned: Product | None = None, pay_currency: str = "",
+              exclude_vendor_ids: Iterable[int] = ()) -> PricedLine:
+        """The cheapest offer of ``item`` (or ``pinned``, one of its offers) that can take
+        the line, as a priced line; OrderError saying why none can. ``pay_currency``: only
+        offers charging in it (a fallback stays in its order's currency)."""
+        check_quantity(quantity)
+        if item.face_value is None and face_value is None:
+            raise OrderError(f"{item} comes in a range of values: choose a face value.",
+                             "face_value")
+        if item.face_value is not None:
+            if face_value is not None and face_value != item.face_value:
+                raise OrderError(f"{item} has the face value {item.face_value}, not "
+                                 f"{face_value}.", "face_value")
+            face_value = item.face_value
+        if pinned is not None and pinned.item_id != item.pk:
+            raise OrderError(f"{pinned.name} is not an offer of {item}.", "product")
+        excluded = set(exclude_vendor_ids)
+        skipped, candidates = [], []
+        for offer in [pinned] if pinned is not None else self.offers_of(item):
+            problem = self._unfit(offer, face_value, pay_currency, excluded)
+            if problem:
+                skipped.append(f"{offer.vendor}: {problem}")
+            else:
+                candidates.append((unit_cost(offer, face_value), offer))
+        candidates.sort(key=lambda c: (c[1].cost_currency != item.currency, c[0],
+                                       c[1].vendor.name))
+        for cost, offer in candidates:
+            key = (offer.vendor_id, offer.cost_currency)
+            available = self.available.get(key)
+            total = cost * quantity
+            if available is not None and available < total:
+                skipped.append(f"{offer.vendor}: balance {available} {offer.cost_currency}")
+                continue
+            if available is not None:
+                self.available[key] = available - total
+            if pinned is not None:
+                note = f"Chosen offer: {offer.vendor} at {cost} {offer.cost_currency}"
+            else:
+                note = (f"Cheapest of {len(candidates)} offers: {offer.vendor} at {cost} "
+                        f"{offer.cost_currency}")
+            if skipped:
+                note += f"; skipped {'; '.join(skipped)}"
+            return PricedLine(offer, quantity, face_value, cost, offer.cost_currency,
+                              note[:300], item=item)
+        why = "; ".join(skipped) if skipped else "it has no offer"
+        raise OrderError(f"No offer of {item} can take {codes(quantity)}: {why}.", "quantity")
+
+    def _unfit(self, offer: Product, face_value: Decimal | None, pay_currency: str,
+               excluded: set[int]) -> str:
+        """Why ``offer`` cannot take the line ("" when it can)."""
+        if offer.vendor_id in excluded:
+            return "already tried"
+        if not offer.available or not offer.vendor.enabled:
+            return "not available"
+        if offer.cost is None:
+            return "no price"
+        if pay_currency and offer.cost_currency != pay_currency:
+            return f"charges in {offer.cost_currency}"
+        held = self.held.get(offer.vendor_id)
+        if offer.vendor.kind in PAY_WITH_KINDS and held and offer.cost_currency not in held:
+            return f"holds no {offer.cost_currency} balance"
+        try:
+            check_product(offer, face_value)
+        except OrderError as exc:
+            return exc.message
+        return ""
 
 
 # Quotes

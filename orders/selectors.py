@@ -5,7 +5,7 @@ runs the same number of queries whatever the number of rows on it. Reads only: n
 writes or calls a supplier.
 
 Dependency order of the engine (each imports only those before it): models, errors ->
-selectors -> pricing -> dispatch, fulfilment -> services. Selectors import no other engine
+selectors -> pricing -> lines -> dispatch, fulfilment -> services. Selectors import no other engine
 module.
 """
 

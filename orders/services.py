@@ -7,10 +7,11 @@ orders.fulfilment's. The ``can_*`` rules are asked by pages, forms and admin act
 enforced again by the commands, so that no door skips them.
 
 Dependency order of the engine (each imports only those before it): models, errors ->
-selectors -> pricing -> dispatch, fulfilment -> services. No engine module imports this one;
+selectors -> pricing -> lines -> dispatch, fulfilment -> services. No engine module imports this one;
 the pages, forms, admin and exports do.
 """
 
+import hashlib
 import secrets
 from decimal import Decimal
 
@@ -32,11 +33,11 @@ from orders.fulfilment import (
     reserved,
     transition,
 )
-from orders.models import Order, OrderLine, VendorOrder, Voucher
-from orders.pricing import LineRequest, PricedLine, codes, price_line, route
+from orders.lines import add_line
+from orders.models import BulkUpload, Order, OrderLine, VendorOrder, Voucher
+from orders.pricing import LineRequest, PricedLine, Router, codes, price_line
 from orders.selectors import can_see_all_orders
 from portal.access import is_portal_user
-from vendors.adapters import adapter_class
 from vendors.adapters.base import OrderResult
 from vendors.services import adapter_for
 
@@ -57,7 +58,8 @@ class AlreadyPlaced(OrderError):
 
 
 def place_order(*, user, lines: list[LineRequest], note: str = "", purchase_order: str = "",
-                confirmation_token: str | None = None) -> Order:
+                confirmation_token: str | None = None,
+                allow_other_suppliers: bool = True) -> Order:
     """Validate, price, reserve and record an order; its supplier orders are queued on commit.
 
     Above the user's spend limits (orders.spend) it waits for approval, and says why. A
@@ -67,74 +69,87 @@ def place_order(*, user, lines: list[LineRequest], note: str = "", purchase_orde
     if not lines:
         raise OrderError("An order needs at least one line.")
     priced = [price_line(line) for line in lines]
-    currencies = {p.currency for p in priced}
-    if len(currencies) != 1:
+    if len({p.currency for p in priced}) != 1:
         raise OrderError("All lines of an order must be paid in one currency.")
-    total = sum((p.total for p in priced), Decimal("0"))
+    return place_lines(user=user, priced=priced, note=note, purchase_order=purchase_order,
+                       confirmation_token=confirmation_token,
+                       allow_other_suppliers=allow_other_suppliers)[0]
+
+
+def place_lines(*, user, priced: list[PricedLine], note: str = "", purchase_order: str = "",
+                confirmation_token: str | None = None, allow_other_suppliers: bool = True,
+                source_upload: BulkUpload | None = None) -> list[Order]:
+    """Place priced lines as one order per currency they are paid in (spend limits and the
+    ledger are per currency), all in one transaction: every order or none. A
+    ``confirmation_token`` places them once: a second use raises ``AlreadyPlaced``."""
+    if not priced:
+        raise OrderError("An order needs at least one line.")
+    groups: dict[str, list[PricedLine]] = {}
+    for line in priced:
+        groups.setdefault(line.currency, []).append(line)
+    tokens = _group_tokens(confirmation_token, list(groups))
     try:
-        return _place(user, priced, total, note, purchase_order, confirmation_token)
+        with transaction.atomic():
+            spend.lock_user(user)
+            if confirmation_token and (placed := _placed_with(user, tokens)):
+                raise AlreadyPlaced(placed)
+            return [_place(user, lines, note=note, purchase_order=purchase_order,
+                           confirmation_token=tokens[currency],
+                           allow_other_suppliers=allow_other_suppliers,
+                           source_upload=source_upload)
+                    for currency, lines in groups.items()]
     except IntegrityError:
-        placed = Order.objects.filter(
-            confirmation_token=confirmation_token, placed_by=user
-        ).first() if confirmation_token else None
+        placed = _placed_with(user, tokens) if confirmation_token else None
         if placed is None:
             raise
         raise AlreadyPlaced(placed) from None
 
 
-def _place(user, priced: list[PricedLine], total: Decimal, note: str, purchase_order: str,
-           confirmation_token: str | None) -> Order:
-    with transaction.atomic():
-        spend.lock_user(user)
-        if confirmation_token and (placed := Order.objects.filter(
-            confirmation_token=confirmation_token, placed_by=user
-        ).first()):
-            raise AlreadyPlaced(placed)
-        reasons = spend.approval_reasons(user=user, currency=priced[0].currency, total=total)
-        order = Order.objects.create(
-            reference=new_reference(), placed_by=user, currency=priced[0].currency,
-            total_cost=total, quantity=sum(p.quantity for p in priced), note=note,
-            purchase_order=purchase_order, confirmation_token=confirmation_token or None,
-            status=Order.Status.PENDING_APPROVAL if reasons else Order.Status.QUEUED,
-            approval_reason=" ".join(reasons)[:500],
-        )
-        for p in priced:
-            try:
-                ledger.reserve(vendor=p.product.vendor, currency=p.currency, amount=p.total,
-                               order=order)
-            except ledger.InsufficientBalance as exc:
-                raise OrderError(f"Refused: {exc}.", "quantity") from exc
-            line = OrderLine.objects.create(
-                order=order, product=p.product, vendor=p.product.vendor, quantity=p.quantity,
-                face_value=p.face_value, unit_cost=p.unit_cost, currency=p.currency,
-                pay_with_currency=p.pay_with_currency, routing_note=p.routing_note,
-            )
-            _create_vendor_orders(order, line)
-        audit.record(
-            action=audit.Action.PLACED, target=order, actor=user, order=order,
-            message=f"Placed {codes(order.quantity)} for {format_money(total, order.currency)}"
-            + (f"; waits for approval: {order.approval_reason}" if reasons else ""),
-            data={"lines": [{"product": p.product.pk, "quantity": p.quantity,
-                             "unit_cost": str(p.unit_cost), "routing": p.routing_note}
-                            for p in priced], "approval": reasons},
-        )
-        if order.status == Order.Status.QUEUED:
-            _release_on_commit(order)
-    return order
+def _group_tokens(token: str | None, currencies: list[str]) -> dict[str, str | None]:
+    """The first order of a confirmation keeps its nonce; each other currency's order gets
+    one derived from it, so that every order of the confirmation is unique to it."""
+    if not token:
+        return {currency: None for currency in currencies}
+    return {currency: token if i == 0 else hashlib.sha256(
+        f"{token}:{currency}".encode()).hexdigest()[:32] for i, currency in enumerate(currencies)}
 
 
-def _create_vendor_orders(order: Order, line: OrderLine) -> list[VendorOrder]:
-    """One supplier order per line, or one per code for suppliers that sell one per request."""
-    one_each = adapter_class(line.vendor.kind).one_code_per_request
-    sizes = [1] * line.quantity if one_each else [line.quantity]
-    start = order.vendor_orders.count()
-    return VendorOrder.objects.bulk_create(
-        VendorOrder(
-            order=order, line=line, vendor=line.vendor, quantity=size, currency=line.currency,
-            client_reference=f"{order.reference}-{start + i + 1}",
-        )
-        for i, size in enumerate(sizes)
+def _placed_with(user, tokens: dict[str, str | None]) -> Order | None:
+    return Order.objects.filter(confirmation_token__in=[t for t in tokens.values() if t],
+                                placed_by=user).order_by("pk").first()
+
+
+def _place(user, priced: list[PricedLine], *, note: str, purchase_order: str,
+           confirmation_token: str | None, allow_other_suppliers: bool,
+           source_upload: BulkUpload | None) -> Order:
+    """One order of lines paid in one currency; the caller holds the transaction and the
+    user's lock."""
+    currency = priced[0].currency
+    total = sum((p.total for p in priced), Decimal("0"))
+    reasons = spend.approval_reasons(user=user, currency=currency, total=total)
+    order = Order.objects.create(
+        reference=new_reference(), placed_by=user, currency=currency,
+        total_cost=total, quantity=sum(p.quantity for p in priced), note=note,
+        purchase_order=purchase_order, confirmation_token=confirmation_token or None,
+        status=Order.Status.PENDING_APPROVAL if reasons else Order.Status.QUEUED,
+        approval_reason=" ".join(reasons)[:500], allow_other_suppliers=allow_other_suppliers,
+        source_upload=source_upload,
     )
+    for p in priced:
+        add_line(order, p)
+    audit.record(
+        action=audit.Action.PLACED, target=order, actor=user, order=order,
+        message=f"Placed {codes(order.quantity)} for {format_money(total, order.currency)}"
+        + (f" from {source_upload.filename}" if source_upload else "")
+        + (f"; waits for approval: {order.approval_reason}" if reasons else ""),
+        data={"lines": [{"product": p.product.pk, "item": p.asked_item_id,
+                         "quantity": p.quantity, "unit_cost": str(p.unit_cost),
+                         "routing": p.routing_note} for p in priced],
+              "approval": reasons, "allow_other_suppliers": allow_other_suppliers},
+    )
+    if order.status == Order.Status.QUEUED:
+        _release_on_commit(order)
+    return order
 
 
 def _release_on_commit(order: Order) -> None:
@@ -147,7 +162,8 @@ def _release_on_commit(order: Order) -> None:
 
 
 def top_up_order(*, order: Order, user) -> list[OrderLine]:
-    """Order what a partially delivered order is missing from the cheapest other supplier."""
+    """Order what a partially delivered order is missing from the cheapest other offer of
+    each short line's item, paid in the order's currency."""
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order.pk)
         if order.status != Order.Status.PARTIALLY_COMPLETED:
@@ -155,33 +171,22 @@ def top_up_order(*, order: Order, user) -> list[OrderLine]:
         if not can_top_up(user, order):
             raise PermissionDenied("You may not top up this order.")
         missing = order.quantity - order.delivered_quantity
+        short_lines = [line for line in order.lines.select_related("product", "vendor", "item")
+                       if line.quantity > line.delivered_quantity]
+        router = Router.for_items(line.item_id for line in short_lines if line.item_id)
         lines = []
-        for line in order.lines.select_related("product", "vendor"):
-            short = line.quantity - line.delivered_quantity
-            if short <= 0 or not missing:
+        for line in short_lines:
+            short = min(line.quantity - line.delivered_quantity, missing)
+            if not short:
                 continue
-            short = min(short, missing)
-            priced = route(
-                LineRequest(quantity=short, brand=line.product.brand, face_value=line.face_value,
-                            currency=line.product.face_currency),
-                exclude_vendor_ids=(line.vendor_id,),
-            )
-            if priced.currency != order.currency:
-                raise OrderError(f"The other supplier charges in {priced.currency}, "
-                                 f"this order is in {order.currency}.")
-            try:
-                ledger.reserve(vendor=priced.product.vendor, currency=priced.currency,
-                               amount=priced.total, order=order)
-            except ledger.InsufficientBalance as exc:
-                raise OrderError(f"Refused: {exc}.") from exc
-            new_line = OrderLine.objects.create(
-                order=order, product=priced.product, vendor=priced.product.vendor,
-                quantity=short, face_value=priced.face_value, unit_cost=priced.unit_cost,
-                currency=priced.currency,
-                routing_note=f"Top-up of {short} missing from {line.vendor}. "
-                f"{priced.routing_note}"[:300],
-            )
-            _create_vendor_orders(order, new_line)
+            if line.item is None:
+                raise OrderError(f"No other offer of {line.product.name} can take "
+                                 f"{codes(short)}: it is matched to no catalog item.")
+            priced = router.route(item=line.item, quantity=short, face_value=line.face_value,
+                                  pay_currency=order.currency,
+                                  exclude_vendor_ids=(line.vendor_id,))
+            new_line = add_line(order, priced, routing_note=f"Top-up of {short} missing from "
+                                f"{line.vendor}. {priced.routing_note}")
             order.total_cost += priced.total
             missing -= short
             lines.append(new_line)

@@ -13,15 +13,17 @@ PAGES = frozenset({
     "orders.views", "orders.report_views", "orders.admin", "orders.exports", "orders.webhooks",
     "portal.views", "portal.audit_views", "portal.twofactor_views", "vendors.admin",
 })
-COMMANDS = frozenset({"orders.services", "orders.pricing", "orders.fulfilment", "orders.dispatch"})
-# The order engine, bottom up: models, errors -> selectors -> pricing -> dispatch, fulfilment ->
-# services. For each module, the engine modules it must never import.
+COMMANDS = frozenset({"orders.services", "orders.pricing", "orders.fulfilment", "orders.dispatch",
+                      "orders.lines"})
+# The order engine, bottom up: models, errors -> selectors -> pricing -> lines -> dispatch,
+# fulfilment -> services. For each module, the engine modules it must never import.
 ENGINE_FORBIDDEN = {
     "models": {"selectors", "pricing", "dispatch", "fulfilment", "services"},
     "errors": {"models", "selectors", "pricing", "dispatch", "fulfilment", "services"},
     "selectors": {"pricing", "dispatch", "fulfilment", "services"},
     "reports": {"pricing", "dispatch", "fulfilment", "services"},
-    "pricing": {"dispatch", "fulfilment", "services"},
+    "pricing": {"lines", "dispatch", "fulfilment", "services"},
+    "lines": {"dispatch", "fulfilment", "services"},
     "dispatch": {"pricing", "fulfilment", "services"},
     "fulfilment": {"dispatch", "services"},
     # Alerts are called by the ledger and by fulfilment, and queue their jobs by name.

@@ -11,6 +11,7 @@ from orders.errors import OrderError
 from orders.models import LedgerEntry, Order, VendorOrder
 from orders.pricing import LineRequest
 from portal.roles import role_group
+from vendors import matching
 from vendors.models import Balance, Product
 
 
@@ -26,8 +27,10 @@ def offer(make_vendor):
             name=f"{brand} £10", brand=brand, face_value=Decimal("10"), face_currency="GBP",
             cost=Decimal(cost), cost_currency="GBP",
         )
+        matching.match_offers([product])
         with transaction.atomic():
             ledger.record_report(vendor=vendor, currency="GBP", amount=Decimal(balance))
+        product.refresh_from_db()
         return product
 
     return make
