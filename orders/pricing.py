@@ -87,6 +87,14 @@ def confirmed_total(line: PricedLine) -> str:
     return f"{line.total} {line.currency}"
 
 
+def routes_fingerprint(lines: Iterable[PricedLine]) -> str:
+    """What a confirmation page of many lines showed (each line's offer, quantity, face
+    value and cost), posted back with "Place": placing refuses lines routed otherwise since."""
+    shown = "|".join(f"{p.product.pk}:{p.quantity}:{p.face_value}:{p.unit_cost}:{p.currency}"
+                     for p in lines)
+    return hashlib.sha256(shown.encode()).hexdigest()[:32]
+
+
 def costs_as_confirmed(line: PricedLine, confirmed: str) -> bool:
     amount, _, currency = confirmed.strip().partition(" ")
     try:

@@ -426,6 +426,11 @@ def _placed(user, order: Order) -> bool:
     return order.placed_by_id == user.pk
 
 
+def can_order(user) -> bool:
+    """Placing orders: the new-order form, the basket, bulk files, "Order again"."""
+    return is_portal_user(user) and user.has_perm("orders.add_order")
+
+
 def can_view_order(user, order: Order) -> bool:
     return is_portal_user(user) and user.has_perm("orders.view_order") and (
         _placed(user, order) or can_see_all_orders(user)
