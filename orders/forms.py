@@ -8,7 +8,7 @@ from orders import pricing, reports, selectors, services
 from orders.errors import OrderError
 from orders.models import Order
 from portal.forms import bounded_date_field, currency_code
-from vendors.models import Product, Vendor
+from vendors.models import CatalogItem, Product, Vendor
 
 
 class ProductChoiceField(forms.ModelChoiceField):
@@ -245,3 +245,43 @@ class AlertPreferenceForm(forms.Form):
         super().__init__(*args, **kwargs)
         if not operator:
             del self.fields["low_balance"]
+
+
+class BasketAddForm(forms.Form):
+    """Add a catalog item, or one of its offers, to the basket."""
+
+    item = forms.ModelChoiceField(
+        queryset=CatalogItem.objects.all(), widget=forms.HiddenInput,
+        error_messages={"invalid_choice": "Unknown item: choose one from the catalog."},
+    )
+    product = forms.ModelChoiceField(
+        queryset=Product.objects.select_related("vendor"), required=False,
+        widget=forms.HiddenInput,
+        error_messages={"invalid_choice": "Unknown offer: choose one from the item's page."},
+    )
+    face_value = forms.DecimalField(max_digits=18, decimal_places=4, required=False,
+                                    min_value=Decimal("0.0001"))
+    quantity = forms.IntegerField(
+        initial=1, min_value=1, max_value=settings.ORDER_MAX_QUANTITY,
+        widget=forms.NumberInput(attrs={"size": 4}),
+    )
+
+
+class BasketQuantityForm(forms.Form):
+    quantity = forms.IntegerField(min_value=1, max_value=settings.ORDER_MAX_QUANTITY)
+
+
+class BasketPlaceForm(forms.Form):
+    """The basket's one confirmation: what the page showed, and the order's own fields."""
+
+    confirmation = forms.CharField(widget=forms.HiddenInput)
+    fingerprint = forms.CharField(max_length=64, widget=forms.HiddenInput)
+    allow_other_suppliers = forms.BooleanField(
+        required=False, initial=True, label="Allow other suppliers",
+        help_text="When a supplier refuses a line or runs out, order what is missing from the "
+                  "item's next offer, at its price.",
+    )
+    note = forms.CharField(max_length=500, required=False,
+                           widget=forms.Textarea(attrs={"rows": 2, "cols": 60}))
+    purchase_order = forms.CharField(max_length=64, required=False,
+                                     label="Purchase-order number")

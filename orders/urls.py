@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orders import report_views, views, webhooks
+from orders import basket_views, report_views, views, webhooks
 
 app_name = "orders"
 
@@ -10,6 +10,11 @@ urlpatterns = [
     path("catalog/", views.catalog, name="catalog"),
     path("catalog/<int:pk>/", views.product_detail, name="product_detail"),
     path("catalog/items/<int:pk>/", views.item_detail, name="item_detail"),
+    path("basket/", basket_views.basket_page, name="basket"),
+    path("basket/picker/", basket_views.basket_picker, name="basket_picker"),
+    path("basket/add/", basket_views.basket_add, name="basket_add"),
+    path("basket/lines/<int:pk>/", basket_views.basket_line, name="basket_line"),
+    path("basket/place/", basket_views.basket_place, name="basket_place"),
     path("orders/", views.order_list, name="order_list"),
     path("orders/search/", views.order_search, name="order_search"),
     path("orders/new/", views.order_new, name="order_new"),
@@ -21,6 +26,7 @@ urlpatterns = [
     path("orders/<int:pk>/repoll/", views.order_repoll, name="order_repoll"),
     path("orders/<int:pk>/cancel/", views.order_cancel, name="order_cancel"),
     path("orders/<int:pk>/top-up/", views.order_top_up, name="order_top_up"),
+    path("orders/<int:pk>/reorder/", basket_views.order_reorder, name="order_reorder"),
     path("orders/<int:pk>/approve/", views.order_approve, name="order_approve"),
     path("orders/<int:pk>/reject/", views.order_reject, name="order_reject"),
     path("reports/", report_views.report_page, name="reports"),

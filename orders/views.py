@@ -323,6 +323,7 @@ def _detail_context(request: HttpRequest, order: Order) -> dict:
         "can_export": services.can_export(user, order),
         "can_cancel": services.can_cancel(user, order),
         "can_top_up": services.can_top_up(user, order),
+        "can_reorder": services.can_order(user),
         "can_approve": services.can_approve(user, order),
         "can_repoll": services.can_repoll(user, order),
         "resolvable": [vo for vo in order.vendor_orders.all() if services.can_resolve(user, vo)],

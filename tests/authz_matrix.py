@@ -71,6 +71,13 @@ PORTAL = {
     "catalog/": same(CATALOG),
     "catalog/<int:pk>/": same(CATALOG),
     "catalog/items/<int:pk>/": same(CATALOG),
+    # One's own basket, for who may order; another user's basket line is not found.
+    "basket/": Rule(get=users("orderer"), post_405=users("orderer")),
+    "basket/picker/": Rule(get=users("orderer"), post_405=users("orderer")),
+    "basket/add/": post_only(users("orderer")),
+    "basket/lines/<int:pk>/": Rule(post=users("orderer"), get_405=users("orderer"),
+                                   not_found=users("orderer")),
+    "basket/place/": post_only(users("orderer")),
     "orders/": same(VIEW_ORDER),
     "orders/search/": post_only(VIEW_ORDER),
     "orders/new/": same(users("orderer")),
@@ -88,6 +95,8 @@ PORTAL = {
     "orders/<int:pk>/cancel/": post_only(ALL_ORDERS, gate=VIEW_ORDER),
     # Top up someone else's partial order: its placer or an operator.
     "orders/<int:pk>/top-up/": post_only(SUPERUSER, gate=VIEW_ORDER),
+    # "Order again" on someone else's order: who may order and sees every order.
+    "orders/<int:pk>/reorder/": post_only(SUPERUSER, gate=users("orderer")),
     "orders/<int:pk>/approve/": post_only(ALL_ORDERS),
     "orders/<int:pk>/reject/": post_only(ALL_ORDERS),
     # Spend and supplier reports and their CSVs: GET only.
@@ -110,6 +119,7 @@ ORDER_FOR = {
     "orders/<int:pk>/repoll/": "in_flight",
     "orders/<int:pk>/cancel/": "pending",
     "orders/<int:pk>/top-up/": "partial",
+    "orders/<int:pk>/reorder/": "completed",
     "orders/<int:pk>/approve/": "pending",
     "orders/<int:pk>/reject/": "pending",
 }

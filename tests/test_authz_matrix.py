@@ -29,7 +29,15 @@ from rq.job import Job
 
 from audit.models import AuditEvent
 from orders.custody import seal
-from orders.models import LedgerEntry, Order, OrderLine, SpendLimit, VendorOrder, Voucher
+from orders.models import (
+    BasketLine,
+    LedgerEntry,
+    Order,
+    OrderLine,
+    SpendLimit,
+    VendorOrder,
+    Voucher,
+)
 from portal.roles import ROLES, role_group
 from tests import authz_matrix as matrix
 from tests.auth import log_in
@@ -63,6 +71,7 @@ class World:
     voucher: Voucher
     product: Product
     starship: Vendor  # with a webhook secret: its endpoint checks signatures
+    basket_line: BasketLine  # the placer's
 
 
 def make_order(placer, product, status, vo_status, *, codes=0, quantity=1, **vo_fields):
@@ -142,8 +151,11 @@ def world(django_user_model) -> World:
     starship = Vendor.objects.create(name="Matrix Starship", kind="starship",
                                      base_url="https://starship.invalid")
     vendor_set_credentials(vendor=starship, credentials={"webhook_secret": "matrix-secret"})
+    basket_line = BasketLine.objects.create(user=placer, item=objects["vendors/catalogitem"],
+                                            quantity=1)
     return World(users=users, orders=orders, objects=objects,
-                 voucher=completed.vouchers.get(), product=product, starship=starship)
+                 voucher=completed.vouchers.get(), product=product, starship=starship,
+                 basket_line=basket_line)
 
 
 @pytest.fixture
@@ -214,6 +226,8 @@ def urls_of(route: str, world: World) -> list[tuple[str, str]]:
         values["pk"] = str(world.orders[matrix.ORDER_FOR[route]].pk)
     elif route.startswith("vendor-orders/<int:pk>"):
         values["pk"] = str(world.orders["stuck"].vendor_orders.get().pk)
+    elif route.startswith("basket/lines/"):
+        values["pk"] = str(world.basket_line.pk)
     if route.startswith("webhooks/starship/"):
         values["vendor_id"] = str(world.starship.pk)
 
