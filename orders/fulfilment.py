@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from common.http import Kind, SupplierError
-from common.money import MoneyError
+from common.money import MoneyError, format_money
 from orders import alerts, ledger
 from orders.custody import seal
 from orders.errors import OrderError
@@ -432,8 +432,8 @@ def _fall_back(vo: VendorOrder, order: Order, missing: int, why: str) -> OrderLi
     audit.record(
         action=audit.Action.FELL_BACK, target=vo, order=order,
         message=f"{vo.client_reference}: {codes(missing)} missing, ordered from "
-        f"{priced.product.vendor} instead ({'+' if difference >= 0 else ''}{difference} "
-        f"{order.currency})"[:500],
+        f"{priced.product.vendor} instead ({'+' if difference >= 0 else ''}"
+        f"{format_money(difference, order.currency)})"[:500],
         data={"line": new_line.pk, "replaces": line.pk, "product": priced.product.pk,
               "difference": str(difference)},
     )
