@@ -335,15 +335,16 @@ class Router:
             available = self.available.get(key)
             total = cost * quantity
             if available is not None and available < total:
-                skipped.append(f"{offer.vendor}: balance {available} {offer.cost_currency}")
+                skipped.append(f"{offer.vendor}: balance "
+                               f"{format_money(available, offer.cost_currency)}")
                 continue
             if available is not None:
                 self.available[key] = available - total
+            price = format_money(cost, offer.cost_currency)
             if pinned is not None:
-                note = f"Chosen offer: {offer.vendor} at {cost} {offer.cost_currency}"
+                note = f"Chosen offer: {offer.vendor} at {price}"
             else:
-                note = (f"Cheapest of {len(candidates)} offers: {offer.vendor} at {cost} "
-                        f"{offer.cost_currency}")
+                note = f"Cheapest of {len(candidates)} offers: {offer.vendor} at {price}"
             if skipped:
                 note += f"; skipped {'; '.join(skipped)}"
             return PricedLine(offer, quantity, face_value, cost, offer.cost_currency,

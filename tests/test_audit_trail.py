@@ -15,6 +15,7 @@ from orders import pricing, services
 from orders.models import Order, VendorOrder
 from portal.roles import role_group
 from tests.auth import log_in
+from vendors import matching
 from vendors.models import Product, Vendor
 
 pytestmark = pytest.mark.django_db
@@ -110,9 +111,11 @@ def test_it_records_every_order_command_with_its_actor(settings, product, django
 
 def test_it_records_a_top_up(settings, product, make_vendor, django_user_model, redis_conn):
     other = make_vendor(name="Other")
-    Product.objects.create(
+    matching.match_offers([product, Product.objects.create(
         vendor=other, supplier_product_id="s10", name="Steam 10", brand="Steam",
-        face_value=Decimal("10"), face_currency="GBP", cost=Decimal("9.60"), cost_currency="GBP")
+        face_value=Decimal("10"), face_currency="GBP", cost=Decimal("9.60"),
+        cost_currency="GBP")])
+    product.refresh_from_db()
     user = member(django_user_model, "placer", "orderer")
     order = place(user, product, quantity=2)
     vo = order.vendor_orders.get()

@@ -73,7 +73,7 @@ def test_it_skips_an_offer_whose_balance_cannot_cover_the_line(offer):
     other = offer(vendor="Beta", cost="9.50")
     line = pricing.Router.for_items([other.item_id]).route(item=other.item, quantity=3)
     assert line.product == other
-    assert "skipped Alpha: balance 20" in line.routing_note
+    assert "skipped Alpha: balance US$20.00" in line.routing_note
 
 
 def test_it_lets_later_lines_see_what_earlier_ones_left(offer):
