@@ -47,6 +47,11 @@ class OrderForm(forms.Form):
                            widget=forms.Textarea(attrs={"rows": 2, "cols": 60}))
     purchase_order = forms.CharField(max_length=64, required=False,
                                      label="Purchase-order number")
+    allow_other_suppliers = forms.BooleanField(
+        required=False, initial=True, label="Allow other suppliers",
+        help_text="When the supplier refuses or runs out, order what is missing from the "
+                  "item's next offer, at its price.",
+    )
 
     quote: pricing.Quote | None = None
 

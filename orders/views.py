@@ -161,7 +161,7 @@ def _order_form_page(request: HttpRequest, form: OrderForm, status: int = 200) -
 def order_new(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _order_form_page(request, OrderForm(initial={
-            "product": request.GET.get("product"), "quantity": 1,
+            "product": request.GET.get("product"), "quantity": 1, "allow_other_suppliers": True,
         }))
     form = OrderForm(request.POST, user=request.user)
     step = request.POST.get("step", "confirm")
@@ -213,6 +213,7 @@ def _place(request: HttpRequest, form: OrderForm, token: str) -> HttpResponse:
             user=request.user, lines=[form.line_request(confirmed_total=confirmed_total)],
             note=data["note"], purchase_order=data["purchase_order"],
             confirmation_token=confirmation.nonce,
+            allow_other_suppliers=data["allow_other_suppliers"],
         )
     except services.AlreadyPlaced as exc:
         return _already_placed(request, exc.order)

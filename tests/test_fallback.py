@@ -1,6 +1,7 @@
 """Routing with fallback: a line whose supplier refuses or runs out goes to the next offer of
 the same item, when its order allows other suppliers, with the difference in cost shown."""
 
+import re
 import uuid
 from decimal import Decimal
 
@@ -150,3 +151,15 @@ def test_it_falls_back_when_a_real_supplier_refuses(sandbox_vendor, sandbox_url,
     assert {vo.vendor_id: vo.status for vo in order.vendor_orders.all()} == {
         refusing.pk: VendorOrder.Status.FAILED, other.pk: VendorOrder.Status.COMPLETED}
     assert order.lines.get(replaces__isnull=False).vendor == other
+
+
+@pytest.mark.parametrize("choice", [True, False])
+def test_it_keeps_the_order_forms_choice_of_other_suppliers(client, orderer, offers, choice):
+    alpha, _beta = offers
+    log_in(client, orderer)
+    form = {"product": alpha.pk, "quantity": 1, **({"allow_other_suppliers": "on"}
+                                                   if choice else {})}
+    html = client.post("/orders/new/", {**form, "step": "confirm"}).content.decode()
+    hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html))
+    assert client.post("/orders/new/", {**hidden, "step": "place"}).status_code == 302
+    assert Order.objects.get().allow_other_suppliers is choice
