@@ -24,6 +24,7 @@ from common.money import format_money
 from orders import selectors, spend
 from orders.errors import OrderError
 from orders.models import Order
+from vendors import matching
 from vendors.adapters import kinds_with
 from vendors.adapters.base import OrderRequest
 from vendors.models import Balance, CatalogItem, Product
@@ -235,44 +236,23 @@ def _quote_key(user_pk: int, product: Product, order: OrderRequest) -> str:
     return f"pricing:quote:{user_pk}:{product.pk}:{vendor.pk}:{digest}"
 
 
-def route(request: LineRequest, exclude_vendor_ids: tuple[int, ...] = ()) -> PricedLine:
-    """Pick the cheapest enabled supplier that has the brand and face value in stock and the
-    balance to pay for it, and say why."""
+def route(request: LineRequest) -> PricedLine:
+    """The cheapest offer, among the catalog items of the brand (as the matching rules
+    normalise it) at the face value (in the currency, when given), that can take the line;
+    each item routed by ``Router``."""
     if not request.brand or request.face_value is None:
         raise OrderError("Choose a product, or a brand and a face value.", "product")
-    offers = list(
-        Product.objects.exclude(vendor_id__in=exclude_vendor_ids).filter(
-            available=True, vendor__enabled=True, brand__iexact=request.brand,
-            face_value=request.face_value, denomination_type=Product.DenominationType.FIXED,
-            cost__isnull=False,
-            **({"face_currency": request.currency} if request.currency else {}),
-        ).select_related("vendor").order_by("cost", "vendor__name")
-    )
-    if not offers:
+    brand = matching.normal_brand(request.brand)
+    items = [item for item in CatalogItem.objects.filter(
+        face_value=request.face_value,
+        **({"currency": request.currency} if request.currency else {}),
+    ) if matching.normal_brand(item.brand) == brand]
+    if not items:
         raise OrderError(
             f"No supplier offers {request.brand} {request.face_value} at the moment.", "brand"
         )
-    balances = {
-        (b.vendor_id, b.currency): b
-        for b in Balance.objects.filter(vendor__in={o.vendor_id for o in offers})
-    }
-    skipped = []
-    for offer in offers:
-        balance = balances.get((offer.vendor_id, offer.cost_currency))
-        needed = offer.cost * request.quantity
-        if balance is not None and balance.available is not None and balance.available < needed:
-            skipped.append(f"{offer.vendor} (balance {balance.available})")
-            continue
-        note = f"Cheapest of {len(offers)} offers: {offer.vendor} at {offer.cost} " \
-               f"{offer.cost_currency}"
-        if skipped:
-            note += f"; skipped {', '.join(skipped)} for lack of balance"
-        return PricedLine(offer, request.quantity, offer.face_value, offer.cost,
-                          offer.cost_currency, note[:300])
-    raise OrderError(
-        f"No supplier of {request.brand} {request.face_value} has the balance for "
-        f"{request.quantity}: {', '.join(skipped)}.", "quantity",
-    )
+    return Router.for_items(item.pk for item in items).cheapest(
+        items, quantity=request.quantity)
 
 
 class Router:
@@ -351,6 +331,26 @@ class Router:
                               note[:300], item=item)
         why = "; ".join(skipped) if skipped else "it has no offer"
         raise OrderError(f"No offer of {item} can take {codes(quantity)}: {why}.", "quantity")
+
+    def cheapest(self, items: list[CatalogItem], *, quantity: int) -> PricedLine:
+        """The cheapest of routing the line to each of ``items`` (alternatives: each is
+        tried against the same balances, only the chosen one takes its total off)."""
+        start, routed, refusals = dict(self.available), [], []
+        for item in items:
+            self.available = dict(start)
+            try:
+                routed.append(self.route(item=item, quantity=quantity))
+            except OrderError as exc:
+                refusals.append(exc.message)
+        self.available = start
+        if not routed:
+            raise OrderError(" ".join(refusals), "quantity")
+        best = min(routed, key=lambda line: (line.currency != line.item.currency,
+                                             line.unit_cost))
+        key = (best.product.vendor_id, best.currency)
+        if self.available.get(key) is not None:
+            self.available[key] -= best.total
+        return best
 
     def _unfit(self, offer: Product, face_value: Decimal | None, pay_currency: str,
                excluded: set[int]) -> str:

@@ -102,7 +102,7 @@ def test_it_routes_to_the_cheapest_supplier_with_balance_and_says_why(offer, use
     ])
     line = order.lines.get()
     assert line.product == chosen
-    assert "Cheapest of 3 offers: Middle at 9.40" in line.routing_note
+    assert "Cheapest of 3 offers: Middle at £9.40" in line.routing_note
     assert "skipped Cheap but poor" in line.routing_note
 
 
