@@ -7,8 +7,8 @@ orders.fulfilment's. The ``can_*`` rules are asked by pages, forms and admin act
 enforced again by the commands, so that no door skips them.
 
 Dependency order of the engine (each imports only those before it): models, errors ->
-selectors -> pricing -> lines -> dispatch, fulfilment -> services. No engine module imports this one;
-the pages, forms, admin and exports do.
+selectors -> pricing -> lines -> dispatch, fulfilment -> services. No engine module imports
+this one; the pages, forms, admin, exports, the basket and bulk files do.
 """
 
 import hashlib
