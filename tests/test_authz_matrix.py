@@ -29,7 +29,15 @@ from rq.job import Job
 
 from audit.models import AuditEvent
 from orders.custody import seal
-from orders.models import LedgerEntry, Order, OrderLine, SpendLimit, VendorOrder, Voucher
+from orders.models import (
+    BulkUpload,
+    LedgerEntry,
+    Order,
+    OrderLine,
+    SpendLimit,
+    VendorOrder,
+    Voucher,
+)
 from portal.roles import ROLES, role_group
 from tests import authz_matrix as matrix
 from tests.auth import log_in
@@ -63,6 +71,7 @@ class World:
     voucher: Voucher
     product: Product
     starship: Vendor  # with a webhook secret: its endpoint checks signatures
+    upload: BulkUpload  # the placer's file of order lines
 
 
 def make_order(placer, product, status, vo_status, *, codes=0, quantity=1, **vo_fields):
@@ -142,8 +151,13 @@ def world(django_user_model) -> World:
     starship = Vendor.objects.create(name="Matrix Starship", kind="starship",
                                      base_url="https://starship.invalid")
     vendor_set_credentials(vendor=starship, credentials={"webhook_secret": "matrix-secret"})
+    upload = BulkUpload.objects.create(user=placer, filename="lines.csv", digest="0" * 64,
+                                       rows=[{"row": "2", "item": "Steam £10", "sku": "",
+                                              "face_value": "10", "quantity": "1",
+                                              "note": "", "reference": ""}])
     return World(users=users, orders=orders, objects=objects,
-                 voucher=completed.vouchers.get(), product=product, starship=starship)
+                 voucher=completed.vouchers.get(), product=product, starship=starship,
+                 upload=upload)
 
 
 @pytest.fixture
@@ -210,6 +224,8 @@ def urls_of(route: str, world: World) -> list[tuple[str, str]]:
         values["pk"] = str(world.product.pk)
     elif route.startswith("vouchers/"):
         values["pk"] = str(world.voucher.pk)
+    elif route.startswith("orders/bulk/<int:pk>"):
+        values["pk"] = str(world.upload.pk)
     elif route.startswith("orders/<int:pk>"):
         values["pk"] = str(world.orders[matrix.ORDER_FOR[route]].pk)
     elif route.startswith("vendor-orders/<int:pk>"):
