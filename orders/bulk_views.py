@@ -113,7 +113,8 @@ def _preview_page(request: HttpRequest, upload: BulkUpload, form: PlaceForm | No
         form = PlaceForm(initial={"allow_other_suppliers": True, **fresh})
     else:
         data = form.data.copy()
-        data.update(fresh)
+        for name, value in fresh.items():
+            data[name] = value
         form = PlaceForm(data)
         form.is_valid()
     return _render(request, "orders/bulk_preview.html", {
