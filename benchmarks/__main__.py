@@ -7,7 +7,8 @@
 ``make bench ARGS=requests`` the supplier requests per order of each supplier,
 ``make bench ARGS="throughput --batch 100"`` orders per minute with 1, 2 and 4 workers,
 ``make bench ARGS="worker_memory --jobs 2000"`` a worker's memory over fewer jobs,
-``make bench ARGS="export --codes 20000"`` the CSV export of fewer codes.
+``make bench ARGS="export --codes 20000"`` the CSV export of fewer codes,
+``make bench ARGS=bulk_preview`` the preview of a 1,000-row bulk order file.
 """
 
 import argparse
@@ -24,6 +25,7 @@ SCENARIOS = {
     "throughput": "benchmarks.throughput",
     "worker_memory": "benchmarks.worker_memory",
     "export": "benchmarks.export",
+    "bulk_preview": "benchmarks.bulk_preview",
     "order_list": "benchmarks.order_list",
 }
 
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="jobs the worker_memory worker runs (10000)")
     parser.add_argument("--codes", type=int, default=100_000,
                         help="codes in the export database (100000)")
+    parser.add_argument("--bulk-rows", type=int, default=1_000,
+                        help="rows of the bulk_preview file (1000)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
     if unknown:

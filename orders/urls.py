@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orders import basket_views, report_views, views, webhooks
+from orders import basket_views, bulk_views, report_views, views, webhooks
 
 app_name = "orders"
 
@@ -19,6 +19,13 @@ urlpatterns = [
     path("orders/search/", views.order_search, name="order_search"),
     path("orders/new/", views.order_new, name="order_new"),
     path("orders/new/quote/", views.order_quote, name="order_quote"),
+    # Bulk orders from a file
+    path("orders/bulk/", bulk_views.bulk_upload, name="bulk_upload"),
+    path("orders/bulk/template.csv", bulk_views.bulk_template_csv, name="bulk_template_csv"),
+    path("orders/bulk/template.xlsx", bulk_views.bulk_template_xlsx,
+         name="bulk_template_xlsx"),
+    path("orders/bulk/<int:pk>/", bulk_views.bulk_preview, name="bulk_preview"),
+    path("orders/bulk/<int:pk>/place/", bulk_views.bulk_place, name="bulk_place"),
     path("orders/export.csv", views.export_list, name="export_list"),
     path("orders/<int:pk>/", views.order_detail, name="order_detail"),
     path("orders/<int:pk>/live/", views.order_live, name="order_live"),

@@ -248,6 +248,11 @@ ORDER_LIMIT_PER_ORDER = _amounts("ORDER_LIMIT_PER_ORDER")
 ORDER_DAILY_CAP_PER_USER = _amounts("ORDER_DAILY_CAP_PER_USER")
 # A confirmation page warns of the same user's same order placed within these minutes.
 ORDER_REPEAT_WARNING_MINUTES = env.int("ORDER_REPEAT_WARNING_MINUTES", default=10)
+# Bulk orders from a file (orders.bulk): the most rows and bytes one file may have, and how
+# many days back a file placed before (the same bytes, by the same user) is warned of.
+BULK_MAX_ROWS = env.int("BULK_MAX_ROWS", default=5000)
+BULK_MAX_BYTES = env.int("BULK_MAX_BYTES", default=2 * 1024 * 1024)
+BULK_DUPLICATE_DAYS = env.int("BULK_DUPLICATE_DAYS", default=30)
 ORDER_CLAIM_TIMEOUT = env.int("ORDER_CLAIM_TIMEOUT", default=600)
 # How often the sweep looks for lost jobs (seconds), and how late a due supplier order may be
 # (or how long a job may hold one) before /healthz says orders are not moving.

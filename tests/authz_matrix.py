@@ -7,7 +7,8 @@ rule is refused: sent to the login when not signed in as active staff, otherwise
 404. A route missing here fails the suite: a new page needs its row.
 
 Object pages act on fixtures owned by another user (the "placer"): ``ORDER_FOR`` says which
-order each order page uses (see the fixture in the test).
+order each order page uses (see the fixture in the test); the bulk upload pages use the
+placer's upload.
 """
 
 from dataclasses import dataclass, field
@@ -82,6 +83,15 @@ PORTAL = {
     "orders/search/": post_only(VIEW_ORDER),
     "orders/new/": same(users("orderer")),
     "orders/new/quote/": same(users("orderer")),
+    # Bulk orders from a file: who may order. The fixture upload is the placer's, so everyone
+    # else who may order finds no such upload (404).
+    "orders/bulk/": same(users("orderer")),
+    "orders/bulk/template.csv": Rule(get=users("orderer"), post_405=users("orderer")),
+    "orders/bulk/template.xlsx": Rule(get=users("orderer"), post_405=users("orderer")),
+    "orders/bulk/<int:pk>/": Rule(get=users("orderer"), post_405=users("orderer"),
+                                  not_found=users("orderer")),
+    "orders/bulk/<int:pk>/place/": Rule(post=users("orderer"), get_405=users("orderer"),
+                                        not_found=users("orderer")),
     # Codes of the orders the user sees, for who may export; POST only.
     "orders/export.csv": post_only(users("custodian"), gate=VIEW_ORDER),
     "orders/<int:pk>/": same(ALL_ORDERS),

@@ -31,6 +31,7 @@ from audit.models import AuditEvent
 from orders.custody import seal
 from orders.models import (
     BasketLine,
+    BulkUpload,
     LedgerEntry,
     Order,
     OrderLine,
@@ -72,6 +73,7 @@ class World:
     product: Product
     starship: Vendor  # with a webhook secret: its endpoint checks signatures
     basket_line: BasketLine  # the placer's
+    upload: BulkUpload  # the placer's file of order lines
 
 
 def make_order(placer, product, status, vo_status, *, codes=0, quantity=1, **vo_fields):
@@ -153,9 +155,13 @@ def world(django_user_model) -> World:
     vendor_set_credentials(vendor=starship, credentials={"webhook_secret": "matrix-secret"})
     basket_line = BasketLine.objects.create(user=placer, item=objects["vendors/catalogitem"],
                                             quantity=1)
+    upload = BulkUpload.objects.create(user=placer, filename="lines.csv", digest="0" * 64,
+                                       rows=[{"row": "2", "item": "Steam £10", "sku": "",
+                                              "face_value": "10", "quantity": "1",
+                                              "note": "", "reference": ""}])
     return World(users=users, orders=orders, objects=objects,
                  voucher=completed.vouchers.get(), product=product, starship=starship,
-                 basket_line=basket_line)
+                 basket_line=basket_line, upload=upload)
 
 
 @pytest.fixture
@@ -222,6 +228,8 @@ def urls_of(route: str, world: World) -> list[tuple[str, str]]:
         values["pk"] = str(world.product.pk)
     elif route.startswith("vouchers/"):
         values["pk"] = str(world.voucher.pk)
+    elif route.startswith("orders/bulk/<int:pk>"):
+        values["pk"] = str(world.upload.pk)
     elif route.startswith("orders/<int:pk>"):
         values["pk"] = str(world.orders[matrix.ORDER_FOR[route]].pk)
     elif route.startswith("vendor-orders/<int:pk>"):

@@ -10,12 +10,12 @@ import pytest
 from django.apps import apps
 
 PAGES = frozenset({
-    "orders.views", "orders.report_views", "orders.basket_views", "orders.admin",
-    "orders.exports", "orders.webhooks",
+    "orders.views", "orders.report_views", "orders.basket_views", "orders.bulk_views",
+    "orders.admin", "orders.exports", "orders.webhooks",
     "portal.views", "portal.audit_views", "portal.twofactor_views", "vendors.admin",
 })
 COMMANDS = frozenset({"orders.services", "orders.pricing", "orders.fulfilment", "orders.dispatch",
-                      "orders.lines", "orders.basket"})
+                      "orders.lines", "orders.basket", "orders.bulk"})
 # The order engine, bottom up: models, errors -> selectors -> pricing -> lines -> dispatch,
 # fulfilment -> services. For each module, the engine modules it must never import.
 ENGINE_FORBIDDEN = {
