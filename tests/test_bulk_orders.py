@@ -201,7 +201,7 @@ ERRORS = [
     ("outside the offers' range", ["{visa}", "", "500", "1"], "outside the offers' range"),
     ("range without a value", ["{visa}", "", "", "1"], "choose a face value"),
     ("no offer", ["{apple}", "", "25", "1"], "not available"),
-    ("balance short", ["{xbox}", "", "50", "1"], "balance 10"),
+    ("balance short", ["{xbox}", "", "50", "1"], "balance US$10.00"),
     ("neither item nor sku", ["", "", "10", "1"], "Give an item"),
     ("reference too long", ["{amazon}", "", "10", "1", "", "R" * 65], "reference is longer"),
 ]
