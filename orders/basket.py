@@ -17,11 +17,11 @@ from decimal import Decimal
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from orders import pricing, selectors, services, spend
+from orders import pricing, selectors, services
 from orders.errors import OrderError
 from orders.models import BasketLine, Order
 from orders.pricing import PricedLine
-from vendors.models import CatalogItem, Product, Vendor
+from vendors.models import CatalogItem, Product
 
 MAX_LINES = 200
 
@@ -34,20 +34,11 @@ class BasketRow:
     repeats: list[Order] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class BalanceAfter:
-    vendor: Vendor
-    currency: str
-    available: Decimal
-    after: Decimal
-
-
 @dataclass
 class BasketView:
     rows: list[BasketRow]
-    totals: dict[str, Decimal]
-    balances: list[BalanceAfter]
-    approval: dict[str, list[str]]
+    totals: list[pricing.CurrencyTotal]
+    balances: list[pricing.BalanceAfter]
     fingerprint: str
 
     @property
@@ -73,7 +64,6 @@ def view(user) -> BasketView:
     """The basket routed and priced as placing would, in a fixed number of queries."""
     lines = lines_of(user)
     router = pricing.Router.for_items(line.item_id for line in lines)
-    start = dict(router.available)
     rows = []
     for line in lines:
         row = BasketRow(line)
@@ -84,18 +74,10 @@ def view(user) -> BasketView:
             row.error = exc.message
         rows.append(row)
     _add_repeats(user, rows)
-    totals: dict[str, Decimal] = {}
-    used: dict[tuple[int, str], Vendor] = {}
-    for priced in (row.priced for row in rows if row.priced):
-        totals[priced.currency] = totals.get(priced.currency, Decimal("0")) + priced.total
-        used[(priced.product.vendor_id, priced.currency)] = priced.product.vendor
-    balances = [BalanceAfter(vendor, key[1], start[key], router.available[key])
-                for key, vendor in used.items() if start.get(key) is not None]
-    approval = {currency: spend.approval_reasons(user=user, currency=currency, total=total)
-                for currency, total in totals.items()}
-    return BasketView(rows=rows, totals=totals, balances=balances,
-                      approval={c: r for c, r in approval.items() if r},
-                      fingerprint=pricing.routes_fingerprint(r.priced for r in rows if r.priced))
+    priced = [row.priced for row in rows if row.priced]
+    return BasketView(rows=rows, totals=pricing.currency_totals(priced, user),
+                      balances=pricing.balances_after(priced, router),
+                      fingerprint=pricing.routes_fingerprint(priced))
 
 
 def _add_repeats(user, rows: list[BasketRow]) -> None:

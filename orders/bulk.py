@@ -38,11 +38,11 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from orders import pricing, services, spend
+from orders import pricing, services
 from orders.errors import OrderError
 from orders.models import BulkUpload, Order
 from orders.pricing import PricedLine
-from vendors.models import CatalogItem, Product, Vendor
+from vendors.models import CatalogItem, Product
 
 COLUMNS = ("item", "sku", "face_value", "quantity", "note", "reference")
 # The columns a file must have: quantity, and item or sku (face_value may be left out of a
@@ -263,29 +263,11 @@ class PreviewRow:
 
 
 @dataclass(frozen=True)
-class CurrencyTotal:
-    currency: str
-    total: Decimal
-    quantity: int
-    lines: int
-    approval_reasons: list[str]
-
-
-@dataclass(frozen=True)
-class BalanceAfter:
-    vendor: Vendor
-    currency: str
-    before: Decimal | None
-    after: Decimal | None
-    spent: Decimal
-
-
-@dataclass(frozen=True)
 class Preview:
     upload: BulkUpload
     rows: list[PreviewRow]
-    totals: list[CurrencyTotal]
-    balances: list[BalanceAfter]
+    totals: list[pricing.CurrencyTotal]
+    balances: list[pricing.BalanceAfter]
     # Orders placed from the same file (same digest) by the same user within
     # BULK_DUPLICATE_DAYS: placing again needs a second confirmation.
     placed_before: list[Order] = field(default_factory=list)
@@ -318,8 +300,6 @@ def preview(*, upload: BulkUpload, user) -> Preview:
     router = pricing.Router.for_items(
         {row.item.pk for row in checked if row.item is not None and not row.errors})
     checked = _range_errors(checked, router)
-    before = dict(router.available)
-    vendors: dict[int, Vendor] = {}
     routed = []
     for row in checked:
         if row.errors or row.item is None:
@@ -332,12 +312,12 @@ def preview(*, upload: BulkUpload, user) -> Preview:
         except OrderError as exc:
             routed.append(row.result(errors=(exc.message,)))
             continue
-        vendors[line.product.vendor_id] = line.product.vendor
         line = replace(line, note=row.values.get("note", ""),
                        reference=row.values.get("reference", ""))
         routed.append(row.result(line=line))
-    return Preview(upload=upload, rows=routed, totals=_totals(routed, user),
-                   balances=_balances(routed, before, router, vendors),
+    lines = [row.line for row in routed if row.line is not None]
+    return Preview(upload=upload, rows=routed, totals=pricing.currency_totals(lines, user),
+                   balances=pricing.balances_after(lines, router),
                    placed_before=placed_before(upload=upload, user=user))
 
 
@@ -515,36 +495,6 @@ def _range_errors(rows: list[_Checked], router: pricing.Router) -> list[_Checked
         else:
             checked.append(row)
     return checked
-
-
-def _totals(rows: list[PreviewRow], user) -> list[CurrencyTotal]:
-    by_currency: dict[str, list[PricedLine]] = {}
-    for row in rows:
-        if row.line is not None:
-            by_currency.setdefault(row.line.currency, []).append(row.line)
-    totals = []
-    for currency, lines in sorted(by_currency.items()):
-        total = sum((line.total for line in lines), Decimal("0"))
-        totals.append(CurrencyTotal(
-            currency=currency, total=total, quantity=sum(line.quantity for line in lines),
-            lines=len(lines),
-            approval_reasons=spend.approval_reasons(user=user, currency=currency, total=total),
-        ))
-    return totals
-
-
-def _balances(rows: list[PreviewRow], before: dict, router: pricing.Router,
-              vendors: dict[int, Vendor]) -> list[BalanceAfter]:
-    spent: dict[tuple[int, str], Decimal] = {}
-    for row in rows:
-        if row.line is not None:
-            key = (row.line.product.vendor_id, row.line.currency)
-            spent[key] = spent.get(key, Decimal("0")) + row.line.total
-    balances = [BalanceAfter(vendor=vendors[vendor_id], currency=currency,
-                             before=before.get((vendor_id, currency)),
-                             after=router.available.get((vendor_id, currency)), spent=amount)
-                for (vendor_id, currency), amount in spent.items()]
-    return sorted(balances, key=lambda b: (b.vendor.name, b.currency))
 
 
 def placed_before(*, upload: BulkUpload, user) -> list[Order]:

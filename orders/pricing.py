@@ -27,7 +27,7 @@ from orders.models import Order
 from vendors import matching
 from vendors.adapters import kinds_with
 from vendors.adapters.base import OrderRequest
-from vendors.models import Balance, CatalogItem, Product
+from vendors.models import Balance, CatalogItem, Product, Vendor
 from vendors.services import adapter_for
 
 # The supplier APIs that settle an order in another currency than the product's.
@@ -266,6 +266,7 @@ class Router:
     def __init__(self, offers: dict[int, list[Product]], balances: list[Balance]) -> None:
         self.offers = offers
         self.available = {(b.vendor_id, b.currency): b.available for b in balances}
+        self.start = dict(self.available)  # before any line was routed
         self.held: dict[int, set[str]] = {}
         for balance in balances:
             self.held.setdefault(balance.vendor_id, set()).add(balance.currency)
@@ -371,6 +372,60 @@ class Router:
         except OrderError as exc:
             return exc.message
         return ""
+
+
+@dataclass(frozen=True)
+class CurrencyTotal:
+    """What routed lines paid in one currency come to: one order, and its approval."""
+
+    currency: str
+    total: Decimal
+    quantity: int
+    lines: int
+    approval_reasons: list[str]
+
+
+@dataclass(frozen=True)
+class BalanceAfter:
+    """A supplier balance before and after routed lines (None: not reported)."""
+
+    vendor: Vendor
+    currency: str
+    before: Decimal | None
+    after: Decimal | None
+    spent: Decimal
+
+
+def currency_totals(lines: Iterable[PricedLine], user) -> list[CurrencyTotal]:
+    """The totals per currency of ``lines`` (routed for ``user``), with why each currency's
+    order would wait for approval."""
+    by_currency: dict[str, list[PricedLine]] = {}
+    for line in lines:
+        by_currency.setdefault(line.currency, []).append(line)
+    totals = []
+    for currency, grouped in sorted(by_currency.items()):
+        total = sum((line.total for line in grouped), Decimal("0"))
+        totals.append(CurrencyTotal(
+            currency=currency, total=total, quantity=sum(line.quantity for line in grouped),
+            lines=len(grouped),
+            approval_reasons=spend.approval_reasons(user=user, currency=currency, total=total),
+        ))
+    return totals
+
+
+def balances_after(lines: Iterable[PricedLine], router: Router) -> list[BalanceAfter]:
+    """Each balance ``lines`` draw on, as ``router`` found it and as they leave it."""
+    spent: dict[tuple[int, str], Decimal] = {}
+    vendors: dict[int, Vendor] = {}
+    for line in lines:
+        key = (line.product.vendor_id, line.currency)
+        spent[key] = spent.get(key, Decimal("0")) + line.total
+        vendors[line.product.vendor_id] = line.product.vendor
+    balances = [BalanceAfter(vendor=vendors[vendor_id], currency=currency,
+                             before=router.start.get((vendor_id, currency)),
+                             after=router.available.get((vendor_id, currency)), spent=amount)
+                for (vendor_id, currency), amount in spent.items()]
+    return sorted(balances, key=lambda b: (b.vendor.name, b.currency))
 
 
 # Quotes
