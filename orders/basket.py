@@ -50,9 +50,6 @@ class BasketView:
     def priced(self) -> list[PricedLine]:
         return [row.priced for row in self.rows if row.priced]
 
-    @property
-    def repeated(self) -> bool:
-        return any(row.repeats for row in self.rows)
 
 
 def lines_of(user) -> list[BasketLine]:

@@ -2,11 +2,9 @@
 catalog or the type-ahead picker, changing and removing lines, and "Order again". Each
 checks ``services.can_order``; the basket itself (orders.basket) checks it again."""
 
-from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -14,29 +12,21 @@ from django.views.decorators.http import require_POST, require_safe
 
 from orders import basket, confirmations, selectors, services
 from orders.errors import OrderError
-from orders.forms import BasketAddForm, BasketPlaceForm, BasketQuantityForm
+from orders.forms import BasketAddForm, BasketQuantityForm, PlaceLinesForm
 from orders.models import BasketLine
-from orders.views import _render, _visible_order
+from orders.views import _render, _visible_order, ordering
 
 PICKER_LIMIT = 10
 
 
-def ordering(view):
-    """Only for who may place orders (services.can_order), before anything else."""
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not services.can_order(request.user):
-            raise PermissionDenied("You may not place orders.")
-        return view(request, *args, **kwargs)
-    return wrapped
 
 
-def _basket_page(request: HttpRequest, *, form: BasketPlaceForm | None = None,
+def _basket_page(request: HttpRequest, *, form: PlaceLinesForm | None = None,
                  status: int = 200) -> HttpResponse:
     """The basket as placing would route it, with a new confirmation: the one placing it
     may do."""
     shown = basket.view(request.user)
-    form = form or BasketPlaceForm(initial={"allow_other_suppliers": True})
+    form = form or PlaceLinesForm(initial={"allow_other_suppliers": True})
     return _render(request, "orders/basket.html", {
         "basket": shown, "form": form, "confirmation": confirmations.issue(request.user),
         "add_form": BasketAddForm(),
@@ -120,7 +110,7 @@ def basket_line(request: HttpRequest, pk: int) -> HttpResponse:
 @ordering
 @require_POST
 def basket_place(request: HttpRequest) -> HttpResponse:
-    form = BasketPlaceForm(request.POST)
+    form = PlaceLinesForm(request.POST)
     if not form.is_valid():
         return _basket_page(request, form=form, status=400)
     data = form.cleaned_data

@@ -5,22 +5,20 @@ uploader's alone: anyone else is told there is no such upload. Nothing is placed
 preview is confirmed with its one-time token and the fingerprint of the routes it showed.
 """
 
-from collections.abc import Callable
-from functools import wraps
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
 from orders import bulk, confirmations, services
 from orders.errors import OrderError
+from orders.forms import PlaceLinesForm
 from orders.models import BulkUpload, Order
-from orders.views import _render
+from orders.views import _render, ordering
 
 
 class UploadForm(forms.Form):
@@ -29,32 +27,10 @@ class UploadForm(forms.Form):
                                      "optionally note and reference.")
 
 
-class PlaceForm(forms.Form):
-    """The preview's confirmation: the order(s)' note and purchase order, and the choices."""
+class PlaceForm(PlaceLinesForm):
+    """The preview's confirmation, and the second one a file placed before needs."""
 
-    note = forms.CharField(max_length=500, required=False,
-                           widget=forms.Textarea(attrs={"rows": 2, "cols": 60}))
-    purchase_order = forms.CharField(max_length=64, required=False,
-                                     label="Purchase-order number")
-    allow_other_suppliers = forms.BooleanField(
-        required=False, initial=True,
-        help_text="A line whose supplier refuses or runs out goes to the next offer of its "
-                  "item.")
     place_again = forms.BooleanField(required=False, label="Place it again")
-    confirmation = forms.CharField(widget=forms.HiddenInput)
-    fingerprint = forms.CharField(widget=forms.HiddenInput)
-
-
-def _orderer(view: Callable) -> Callable:
-    """Signed in, and allowed to place orders (the same rule as every door that orders)."""
-
-    @wraps(view)
-    def check(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not services.can_order(request.user):
-            raise PermissionDenied("You may not place orders.")
-        return view(request, *args, **kwargs)
-
-    return login_required(check)
 
 
 def _own_upload(request: HttpRequest, pk: int) -> BulkUpload:
@@ -64,7 +40,8 @@ def _own_upload(request: HttpRequest, pk: int) -> BulkUpload:
     return upload
 
 
-@_orderer
+@login_required
+@ordering
 def bulk_upload(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -85,7 +62,8 @@ def bulk_upload(request: HttpRequest) -> HttpResponse:
     }, title="Bulk order from a file", status=400 if form.errors else 200)
 
 
-@_orderer
+@login_required
+@ordering
 @require_GET
 def bulk_template_csv(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(bulk.template_csv(), content_type="text/csv; charset=utf-8")
@@ -93,7 +71,8 @@ def bulk_template_csv(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@_orderer
+@login_required
+@ordering
 @require_GET
 def bulk_template_xlsx(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(
@@ -123,13 +102,15 @@ def _preview_page(request: HttpRequest, upload: BulkUpload, form: PlaceForm | No
     }, title=f"Bulk order: {upload.filename}", status=status)
 
 
-@_orderer
+@login_required
+@ordering
 @require_GET
 def bulk_preview(request: HttpRequest, pk: int) -> HttpResponse:
     return _preview_page(request, _own_upload(request, pk))
 
 
-@_orderer
+@login_required
+@ordering
 @require_POST
 def bulk_place(request: HttpRequest, pk: int) -> HttpResponse:
     upload = _own_upload(request, pk)

@@ -276,8 +276,9 @@ class BasketQuantityForm(forms.Form):
     quantity = forms.IntegerField(min_value=1, max_value=settings.ORDER_MAX_QUANTITY)
 
 
-class BasketPlaceForm(forms.Form):
-    """The basket's one confirmation: what the page showed, and the order's own fields."""
+class PlaceLinesForm(forms.Form):
+    """The one confirmation of many routed lines (a basket, a bulk file): what the page
+    showed, and the orders' own fields."""
 
     confirmation = forms.CharField(widget=forms.HiddenInput)
     fingerprint = forms.CharField(max_length=64, widget=forms.HiddenInput)

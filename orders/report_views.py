@@ -5,11 +5,9 @@ from orders.reports, the charts from portal.charts."""
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from decimal import Decimal
-from functools import wraps
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.text import Truncator
 from django.views.decorators.cache import never_cache
@@ -21,20 +19,14 @@ from orders.exports import csv_stream, neutralise
 from orders.forms import ReportPeriodForm
 from orders.views import _render
 from portal import charts
+from portal.access import allowed_by
 
 # Brands in the chart, most codes first; the CSV has them all.
 CHART_BRANDS = 20
 BRAND_LABEL_CHARS = 40
 
 
-def _reports_only(view: Callable) -> Callable:
-    """Refuse who may not see reports before anything else answers (a wrong method too)."""
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not services.can_see_reports(request.user):
-            raise PermissionDenied("Reports are for approvers and operators.")
-        return view(request, *args, **kwargs)
-    return wrapped
+_reports_only = allowed_by(services.can_see_reports, "Reports are for approvers and operators.")
 
 
 def _invalid(request: HttpRequest, form: ReportPeriodForm) -> HttpResponse:

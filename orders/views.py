@@ -27,9 +27,13 @@ from orders.forms import (
     ResolveForm,
 )
 from orders.models import Order, VendorOrder, Voucher
+from portal.access import allowed_by
 from portal.idle import not_user_activity
 from portal.twofactor import fresh_authentication_required
 from vendors.models import CatalogItem, Product
+
+# Every door that places orders: the new-order form's neighbours, the basket, bulk files.
+ordering = allowed_by(services.can_order, "You may not place orders.")
 
 PAGE_SIZE = 50
 # The window of an offer's recent record (orders, failures, time to codes) on an item page.

@@ -23,6 +23,19 @@ def is_portal_user(user) -> bool:
     return bool(user.is_authenticated and user.is_active and user.is_staff)
 
 
+def allowed_by(rule: Callable[..., bool], refusal: str) -> Callable[[Callable], Callable]:
+    """A view decorator: refuse (403) a user ``rule`` refuses, before anything else answers
+    (a wrong method too). The rule is a page's ``can_*``, asked of the request's user."""
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not rule(request.user):
+                raise PermissionDenied(refusal)
+            return view(request, *args, **kwargs)
+        return wrapped
+    return decorator
+
+
 def can_use_queue_dashboard(user) -> bool:
     """The RQ dashboard shows job arguments and errors and can delete, requeue and stop
     jobs: operators (and superusers) only."""

@@ -1,10 +1,7 @@
 """The audit trail page and its CSV export, for auditors (audit.view_auditevent)."""
 
-from collections.abc import Callable
-from functools import wraps
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -12,19 +9,13 @@ from django.views.decorators.http import require_GET, require_POST
 from orders.exports import csv_stream
 from orders.views import _render
 from portal import audit_export, selectors
+from portal.access import allowed_by
 from portal.forms import AuditFilterForm
 
 PAGE_SIZE = 100
 
 
-def _auditors_only(view: Callable) -> Callable:
-    """Refuse who may not see the trail before anything else answers (a wrong method too)."""
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not audit_export.can_view_audit(request.user):
-            raise PermissionDenied("The audit trail is for auditors.")
-        return view(request, *args, **kwargs)
-    return wrapped
+_auditors_only = allowed_by(audit_export.can_view_audit, "The audit trail is for auditors.")
 
 
 def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, dict]:
