@@ -3,13 +3,20 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+LOCK := requirements.lock
+# The tool that writes the lock, pinned like everything else; it lives outside .venv.
+UV_VERSION := 0.13.9
+TOOLS := var/tools
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench lock
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+# .venv holds exactly the lock: made anew whenever the lock changes, every package pinned and
+# checked against its hash, nothing resolved on this machine. The project runs from this
+# folder and is not installed into it.
+$(STAMP): $(LOCK)
+	$(PYTHON) -m venv --clear $(VENV)
+	$(PY) -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip check
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -24,3 +31,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	VAR_DIR=$(CURDIR)/var/bench $(PY) -m benchmarks $(ARGS)
+
+# Writes the lock from pyproject.toml's ranges, keeping every pin the ranges still allow.
+# Upgrade one package: make lock ARGS="--upgrade-package redis"; everything: ARGS=--upgrade.
+lock:
+	test -x $(TOOLS)/bin/uv || { $(PYTHON) -m venv $(TOOLS) && \
+		$(TOOLS)/bin/pip install -q uv==$(UV_VERSION); }
+	$(TOOLS)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes \
+		--python-version 3.11 --quiet --output-file $(LOCK) $(ARGS)

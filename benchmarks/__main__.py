@@ -8,7 +8,10 @@
 ``make bench ARGS="throughput --batch 100"`` orders per minute with 1, 2 and 4 workers,
 ``make bench ARGS="worker_memory --jobs 2000"`` a worker's memory over fewer jobs,
 ``make bench ARGS="export --codes 20000"`` the CSV export of fewer codes,
-``make bench ARGS=bulk_preview`` the preview of a 1,000-row bulk order file.
+``make bench ARGS=bulk_preview`` the preview of a 1,000-row bulk order file,
+``make bench ARGS=--smoke`` every scenario at its smoke size (a few orders, rows or codes):
+what ``tests/test_benchmarks.py`` runs on each backend, so a benchmark that no longer runs
+fails the suite. Smoke figures prove that a scenario runs, not how fast.
 """
 
 import argparse
@@ -16,6 +19,10 @@ import importlib
 import time
 
 from benchmarks import harness
+
+# The sizes of --smoke, for the options above that set one.
+SMOKE = {"orders": 4, "arrival": 2.0, "rows": 5000, "batch": 4, "jobs": 30, "codes": 20,
+         "bulk_rows": 10}
 
 # In the order they run: order_list last, on a fresh database of a million orders.
 SCENARIOS = {
@@ -52,7 +59,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="codes in the export database (100000)")
     parser.add_argument("--bulk-rows", type=int, default=1_000,
                         help="rows of the bulk_preview file (1000)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="every size at its smoke value: proves a scenario runs")
     args = parser.parse_args(argv)
+    if args.smoke:
+        vars(args).update(SMOKE)
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
@@ -64,9 +75,11 @@ def main(argv: list[str] | None = None) -> None:
     with harness.redis(), harness.sandbox_server(var_dir) as sandbox_url:
         for name in args.scenarios or list(SCENARIOS):
             print(f"== {name} (state and logs in {var_dir})", flush=True)
+            began = time.monotonic()
             importlib.import_module(SCENARIOS[name]).run(
                 args, var_dir=var_dir, sandbox_url=sandbox_url
             )
+            print(f"== {name} done in {time.monotonic() - began:.0f} s", flush=True)
     seconds = time.monotonic() - started
     harness.report(var_dir / "results.json", seconds)
     print(f"\nbenchmarks done in {seconds:.0f} s")

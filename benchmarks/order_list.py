@@ -131,13 +131,13 @@ def seed_postgresql(rows: int, ref: dict) -> None:
         cursor.execute(f"""
             INSERT INTO orders_order (id, reference, status, placed_by_id, approval_reason,
                 rejection_reason, currency, total_cost, quantity, delivered_quantity, note,
-                purchase_order, reviewed, created_at, updated_at)
+                purchase_order, reviewed, allow_other_suppliers, created_at, updated_at)
             SELECT n, 'VP-' || lpad((n / 1000)::text, 6, '0') || '-'
                        || upper(lpad(to_hex(n::bigint * 2654435761 % 4294967296), 8, '0')),
                    s.status, (ARRAY[{user_ids}])[1 + n % {len(users)}], '', '',
                    p.currency, p.cost * {CODES_PER_ORDER}, {CODES_PER_ORDER},
                    CASE s.status WHEN 'completed' THEN {CODES_PER_ORDER} ELSE 0 END, '', '',
-                   false, at, at
+                   false, true, at, at
             FROM generate_series(1, {rows}) AS n
             CROSS JOIN LATERAL (SELECT (ARRAY[{statuses}])[1 + n * 7 % {len(STATUSES)}]
                                 AS status) s
@@ -151,9 +151,9 @@ def seed_postgresql(rows: int, ref: dict) -> None:
         cursor.execute(f"""
             INSERT INTO orders_orderline (id, order_id, product_id, vendor_id, quantity,
                 face_value, unit_cost, currency, pay_with_currency, delivered_quantity,
-                routing_note)
+                routing_note, note, reference)
             SELECT o.id, o.id, p.product_id, p.vendor_id, o.quantity, p.face_value, p.cost,
-                   o.currency, '', o.delivered_quantity, ''
+                   o.currency, '', o.delivered_quantity, '', '', ''
             FROM orders_order o
             JOIN (VALUES {product_rows(products)})
                  AS p(k, product_id, vendor_id, face_value, cost, currency)
@@ -217,12 +217,13 @@ def seed_sqlite(rows: int, ref: dict) -> None:
                     FROM seq)
                 INSERT INTO orders_order (id, reference, status, placed_by_id, approval_reason,
                     rejection_reason, currency, total_cost, quantity, delivered_quantity,
-                    note, purchase_order, reviewed, created_at, updated_at)
+                    note, purchase_order, reviewed, allow_other_suppliers, created_at,
+                    updated_at)
                 SELECT n, printf('VP-%06d-%08X', n / 1000, n * 2654435761 % {mod}),
                        s.status, u.id, '', '', p.currency, p.cost * {CODES_PER_ORDER},
                        {CODES_PER_ORDER},
                        CASE s.status WHEN 'completed' THEN {CODES_PER_ORDER} ELSE 0 END,
-                       '', '', 0, at, at
+                       '', '', 0, 1, at, at
                 FROM numbered
                 JOIN products p ON p.k = product_k JOIN users u ON u.k = user_k
                 JOIN statuses s ON s.k = status_k
@@ -233,9 +234,9 @@ def seed_sqlite(rows: int, ref: dict) -> None:
                     VALUES {product_rows(products)})
                 INSERT INTO orders_orderline (id, order_id, product_id, vendor_id, quantity,
                     face_value, unit_cost, currency, pay_with_currency, delivered_quantity,
-                    routing_note)
+                    routing_note, note, reference)
                 SELECT o.id, o.id, p.product_id, p.vendor_id, o.quantity, p.face_value,
-                       p.cost, o.currency, '', o.delivered_quantity, ''
+                       p.cost, o.currency, '', o.delivered_quantity, '', '', ''
                 FROM orders_order o JOIN products p ON p.k = o.id % {len(products)}
                 ORDER BY o.id
             """)

@@ -40,6 +40,7 @@ DISPATCH_INTERVAL = 2.0  # portal/cron.py runs dispatch_due every 2 s
 FAULTS = {"error_5xx_every": 5}
 BURST_SECONDS = 5.0
 BASELINE_INTERVAL = 60.0
+SMOKE_BASELINE_INTERVAL = 5.0  # python -m benchmarks --smoke: a loop that proves it runs
 LIFTED = {"rate_limit_per_minute": 100000}
 
 
@@ -180,7 +181,8 @@ def run_once(name: str, *, var_dir, sandbox_url: str, user, schedule: list[Plann
     return result
 
 
-def report(results: list[Result], *, orders: int, codes: int, arrival: float) -> None:
+def report(results: list[Result], *, orders: int, codes: int, arrival: float,
+           baseline: float) -> None:
     print(f"\npolling: {orders} orders of 1-5 codes ({codes} codes) against the Kalixo v2 "
           f"sandbox, placed at random over {arrival:.0f} s; 2 rqworker processes, "
           f"dispatch_due every {DISPATCH_INTERVAL:.0f} s; supplier rate limits lifted")
@@ -203,7 +205,7 @@ def report(results: list[Result], *, orders: int, codes: int, arrival: float) ->
     print("lag: from the supplier's readiness (the order's estimatedReadyAt) to its codes "
           "stored (Voucher.created_at);")
     print(f"baseline: the same engine and workers with the next poll on one fixed "
-          f"{BASELINE_INTERVAL:.0f}-second clock, estimate ignored, run for real (not computed).")
+          f"{baseline:.0f}-second clock, estimate ignored, run for real (not computed).")
     print(f"faults: one supplier read (GET) in {FAULTS['error_5xx_every']} answered 502 all run "
           f"long, and for {BURST_SECONDS:.0f} s halfway through the arrivals every request "
           "answered 429 with the Retry-After left; req/order counts the failed requests too.")
@@ -244,10 +246,11 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
     schedule = plan(rng, regular_products(probe), args.orders, args.arrival)
     codes = sum(p.quantity for p in schedule)
 
+    baseline = SMOKE_BASELINE_INTERVAL if args.smoke else BASELINE_INTERVAL
     results = []
     for name, fields, interval, faults in (
         ("ETA-aware engine (as configured)", {}, None, None),
-        (f"fixed {BASELINE_INTERVAL:.0f} s loop (baseline)", {}, BASELINE_INTERVAL, None),
+        (f"fixed {baseline:.0f} s loop (baseline)", {}, baseline, None),
         ("engine, 1 read in 5 -> 502, 429 burst", {}, None, FAULTS),
     ):
         print(f"running {name}: {len(schedule)} orders over {args.arrival:.0f} s ...",
@@ -256,7 +259,7 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
                           schedule=schedule, vendor_fields=fields, fixed_interval=interval,
                           faults=faults)
         results.append(result)
-    report(results, orders=len(schedule), codes=codes, arrival=args.arrival)
+    report(results, orders=len(schedule), codes=codes, arrival=args.arrival, baseline=baseline)
     record(*results)
 
     for r in results:

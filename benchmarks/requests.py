@@ -30,6 +30,7 @@ from benchmarks.harness import Workers
 
 ORDERS = 20
 ARRIVAL = 5.0
+SMOKE_ORDERS, SMOKE_ARRIVAL = 2, 1.0  # python -m benchmarks --smoke
 DISPATCH_INTERVAL = 2.0
 LIFTED = {"rate_limit_per_minute": 100000}
 KINDS = ("submit", "poll/fetch", "auth", "price", "other")
@@ -128,9 +129,9 @@ def record(results: list[Result]) -> None:
                            r.per_order, "")
 
 
-def report(results: list[Result], seconds: float) -> None:
-    print(f"\nrequests: {ORDERS} orders of 1-3 codes per supplier (half instant, half delayed "
-          f"test products), placed over {ARRIVAL:.0f} s; 2 rqworker processes, dispatch_due "
+def report(results: list[Result], seconds: float, *, orders: int, arrival: float) -> None:
+    print(f"\nrequests: {orders} orders of 1-3 codes per supplier (half instant, half delayed "
+          f"test products), placed over {arrival:.0f} s; 2 rqworker processes, dispatch_due "
           f"every {DISPATCH_INTERVAL:.0f} s; supplier rate limits lifted; run {seconds:.0f} s")
     header = (f"{'supplier':<11}{'orders':>7}{'completed':>10}{'codes':>7}"
               + "".join(f"{k:>11}" for k in KINDS)
@@ -163,17 +164,18 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
     user, _ = get_user_model().objects.get_or_create(
         username="bench", defaults={"is_staff": True, "is_superuser": True}
     )
+    orders_each, arrival = (SMOKE_ORDERS, SMOKE_ARRIVAL) if args.smoke else (ORDERS, ARRIVAL)
     rng = random.Random(args.seed)
     vendors = {kind: make_vendor(sandbox_url, kind) for kind in PRODUCTS}
     products = {kind: [Product.objects.get(vendor=vendors[kind], **lookup) for lookup in pair]
                 for kind, pair in PRODUCTS.items()}
-    plan = sorted((rng.uniform(0, ARRIVAL), kind, i % 2, rng.randint(1, 3))
-                  for kind in PRODUCTS for i in range(ORDERS))
+    plan = sorted((rng.uniform(0, arrival), kind, i % 2, rng.randint(1, 3))
+                  for kind in PRODUCTS for i in range(orders_each))
     open_orders = VendorOrder.objects.filter(
         vendor__in=vendors.values(), attention=""
     ).exclude(status__in=VendorOrder.Status.FINAL)
-    print(f"running {len(PRODUCTS)} suppliers side by side, {ORDERS} orders each over "
-          f"{ARRIVAL:.0f} s ...", flush=True)
+    print(f"running {len(PRODUCTS)} suppliers side by side, {orders_each} orders each over "
+          f"{arrival:.0f} s ...", flush=True)
     with Workers(var_dir, "requests", count=2) as workers:
         connection = django_rq.get_connection("orders")
         wait_until = time.monotonic() + 60
@@ -183,7 +185,7 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
                 raise RuntimeError("the RQ workers did not start")
             time.sleep(0.2)
         start, placed, next_dispatch = time.monotonic(), 0, 0.0
-        deadline = ARRIVAL + 90
+        deadline = arrival + 90
         while True:
             now = time.monotonic() - start
             while placed < len(plan) and plan[placed][0] <= now:
@@ -213,9 +215,9 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
         ))
     if not any(r.requests for r in results):
         raise SystemExit("no supplier request found in the workers' logs")
-    report(results, seconds)
+    report(results, seconds, orders=orders_each, arrival=arrival)
     record(results)
-    figures = {"orders_per_supplier": ORDERS, "arrival_seconds": ARRIVAL, "seconds": seconds,
+    figures = {"orders_per_supplier": orders_each, "arrival_seconds": arrival, "seconds": seconds,
                "suppliers": {r.supplier: {**asdict(r), "requests": dict(r.requests),
                                           "requests_per_order": round(r.per_order, 3),
                                           "requests_per_code": round(r.per_code, 3)}
@@ -223,6 +225,6 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
     (var_dir / "requests.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(f"figures in {var_dir / 'requests.json'}")
     for r in results:
-        if r.completed != ORDERS:
-            raise SystemExit(f"{r.supplier}: {r.completed} of {ORDERS} orders completed")
+        if r.completed != orders_each:
+            raise SystemExit(f"{r.supplier}: {r.completed} of {orders_each} orders completed")
     return results

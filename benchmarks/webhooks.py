@@ -32,6 +32,7 @@ from benchmarks.harness import BASE_DIR, Workers, free_port, percentile
 
 ORDERS = 12
 ARRIVAL = 6.0
+SMOKE_ORDERS, SMOKE_ARRIVAL = 2, 1.0  # python -m benchmarks --smoke
 POLL_EVERY = 20
 DISPATCH_INTERVAL = 2.0
 SECRET = "whsec_bench"
@@ -146,11 +147,12 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
     user, _ = get_user_model().objects.get_or_create(
         username="bench", defaults={"is_staff": True, "is_superuser": True}
     )
+    orders_each, arrival = (SMOKE_ORDERS, SMOKE_ARRIVAL) if args.smoke else (ORDERS, ARRIVAL)
     rng = random.Random(args.seed)
-    plan = sorted((rng.uniform(0, ARRIVAL), rng.choice(PRODUCTS), rng.randint(1, 3))
-                  for _ in range(ORDERS))
-    print(f"running {len(CONFIGS)} Starship vendors side by side, {ORDERS} DELAYED orders "
-          f"each over {ARRIVAL:.0f} s ...", flush=True)
+    plan = sorted((rng.uniform(0, arrival), rng.choice(PRODUCTS), rng.randint(1, 3))
+                  for _ in range(orders_each))
+    print(f"running {len(CONFIGS)} Starship vendors side by side, {orders_each} DELAYED orders "
+          f"each over {arrival:.0f} s ...", flush=True)
     with portal_server(var_dir) as portal_url, Workers(var_dir, "webhooks", count=2) as workers:
         results = [Result(name, make_vendor(sandbox_url, portal_url, name, fields, hooks))
                    for name, fields, hooks in CONFIGS]
@@ -167,7 +169,7 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
             vendor__in=[r.vendor for r in results], attention=""
         ).exclude(status__in=VendorOrder.Status.FINAL)
         start, placed, next_dispatch = time.monotonic(), 0, 0.0
-        deadline = ARRIVAL + POLL_EVERY * 3 + 30
+        deadline = arrival + POLL_EVERY * 3 + 30
         while True:
             now = time.monotonic() - start
             while placed < len(plan) and plan[placed][0] <= now:
@@ -188,22 +190,22 @@ def run(args, *, var_dir, sandbox_url: str) -> list[Result]:
         seconds = time.monotonic() - start
     for r in results:
         measure(r, sandbox_url)
-    report(results, seconds)
+    report(results, seconds, orders=orders_each, arrival=arrival)
     polled, hooked = results[0], results[1]
     harness.record("webhooks", "Starship DELAYED lag p95 with webhooks",
                    percentile(hooked.lags, 95), "s", target="about 1 s",
                    met=percentile(hooked.lags, 95) <= 1.5,
                    baseline=f"polling only {percentile(polled.lags, 95):.1f} s")
     for r in results:
-        if r.completed != ORDERS or len(r.lags) != ORDERS:
-            raise SystemExit(f"{r.name}: {r.completed} of {ORDERS} orders completed, "
+        if r.completed != orders_each or len(r.lags) != orders_each:
+            raise SystemExit(f"{r.name}: {r.completed} of {orders_each} orders completed, "
                              f"{len(r.lags)} lags measured")
     return results
 
 
-def report(results: list[Result], seconds: float) -> None:
-    print(f"\nwebhooks: {ORDERS} Starship DELAYED orders per vendor (delivered 3-4 s after "
-          f"placing), placed over {ARRIVAL:.0f} s; 2 rqworker processes, dispatch_due every "
+def report(results: list[Result], seconds: float, *, orders: int, arrival: float) -> None:
+    print(f"\nwebhooks: {orders} Starship DELAYED orders per vendor (delivered 3-4 s after "
+          f"placing), placed over {arrival:.0f} s; 2 rqworker processes, dispatch_due every "
           f"{DISPATCH_INTERVAL:.0f} s; webhooks to a gunicorn portal; run {seconds:.0f} s")
     header = (f"{'':<36}{'completed':>10}{'polls/order':>12}{'lag p50':>9}{'lag p95':>9}"
               f"{'lag max':>9}")

@@ -30,10 +30,10 @@ SEED_ORDERS = 20
 def seed_orders(sandbox_url: str, user) -> None:
     """A few completed orders, placed and completed through the engine in this process."""
     import django_rq
-    from rq import SimpleWorker
 
     from benchmarks.throughput import PRODUCT_SKU, make_vendor
     from orders import pricing, services
+    from portal.worker import PortalWorker
     from vendors.models import Product
 
     product = Product.objects.get(vendor=make_vendor(sandbox_url), sku=PRODUCT_SKU)
@@ -42,7 +42,7 @@ def seed_orders(sandbox_url: str, user) -> None:
                                                                    quantity=1)])
     queue = django_rq.get_queue("orders")
     logging.getLogger("rq.worker").setLevel(logging.WARNING)  # three lines a job otherwise
-    SimpleWorker([queue], connection=queue.connection).work(burst=True, with_scheduler=False)
+    PortalWorker([queue], connection=queue.connection).work(burst=True, with_scheduler=False)
 
 
 def enqueue(jobs: int) -> None:
@@ -77,7 +77,8 @@ def run(args, *, var_dir, sandbox_url: str) -> list[tuple[int, int]]:
         worker = psutil.Process(workers.processes[0].pid)
         started = time.monotonic()
         deadline = started + 60 + jobs * 0.2
-        checkpoint = CHECKPOINT
+        every = min(CHECKPOINT, max(1, jobs // 3))  # a smoke run's few jobs: three samples
+        checkpoint = every
         while checkpoint <= jobs:
             workers.check()
             if time.monotonic() > deadline:
@@ -89,7 +90,7 @@ def run(args, *, var_dir, sandbox_url: str) -> list[tuple[int, int]]:
             done = jobs - left - 1 if left else jobs - len(queue.started_job_registry)
             if done >= checkpoint:
                 samples.append((done, worker.memory_info().rss))
-                checkpoint += CHECKPOINT
+                checkpoint += every
                 continue
             time.sleep(0.05)
         seconds = time.monotonic() - started

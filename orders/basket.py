@@ -182,7 +182,7 @@ def place(*, user, confirmation_token: str, fingerprint: str, allow_other_suppli
     if basket.fingerprint != fingerprint:
         raise BasketChanged("The basket's offers or prices changed since it was shown: "
                             "check it and place it again.")
-    with transaction.atomic():
+    with transaction.atomic(durable=True):  # the command: its orders are placed once, here
         orders = services.place_lines(
             user=user, priced=basket.priced, note=note, purchase_order=purchase_order,
             confirmation_token=confirmation_token, allow_other_suppliers=allow_other_suppliers)

@@ -537,7 +537,7 @@ def place(*, upload: BulkUpload, user, fingerprint: str, confirmation_token: str
         raise PlacedBefore("This file was placed already as "
                            f"{', '.join(o.reference for o in shown.placed_before)}: tick "
                            "\"Place it again\" to buy it a second time.")
-    with transaction.atomic():
+    with transaction.atomic(durable=True):  # the command: its orders are placed once, here
         orders = services.place_lines(
             user=user, priced=shown.priced, note=note, purchase_order=purchase_order,
             confirmation_token=confirmation_token,

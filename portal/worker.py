@@ -14,6 +14,14 @@ a Redis flush, and beats about every seven minutes while idle. ``PortalWorker`` 
 ``WORKER_HEARTBEAT_INTERVAL`` seconds, idle or busy, and writes each beat into one hash of its
 own (worker name -> Unix time): the next beat after a flush re-creates it. ``/healthz`` and the
 sweep (which gives back the supplier orders of a dead worker's job) read it.
+
+RQ's worker listens for commands on a pub/sub thread that waits up to 60 seconds for a message.
+RQ stops it by sending UNSUBSCRIBE and then clearing the thread's running flag; when the thread
+reads the reply before the flag is cleared, it goes back to waiting, now for a subscription that
+never comes. redis-py 7 left it there (RQ's join gave up after a second, every burst worker
+left a thread behind); redis-py 8's ``PubSubWorkerThread.stop()`` joins the thread without a
+bound, so each stop of a worker, burst or warm shutdown, could take the full minute.
+``PortalWorker.unsubscribe`` clears the flag first, so the reply always ends the thread.
 """
 
 import logging
@@ -66,6 +74,19 @@ class PortalWorker(SimpleWorker):
         super().heartbeat(timeout, pipeline)
         connection = pipeline if pipeline is not None else self.connection
         connection.hset(HEARTBEATS, self.name, f"{time.time():.3f}")
+
+    def unsubscribe(self) -> None:
+        thread = self.pubsub_thread
+        if thread is None:
+            return
+        # redis-py offers no way to ask the loop to end without also waiting for it (8.x), so
+        # the flag is cleared directly; the reply to UNSUBSCRIBE then wakes a loop that ends.
+        thread._running.clear()
+        self.pubsub.unsubscribe()
+        thread.join(timeout=5)
+        self.pubsub.close()
+        if thread.is_alive():
+            logger.warning("worker %s: its pub/sub thread did not stop", self.name)
 
     def register_death(self) -> None:
         super().register_death()

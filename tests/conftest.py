@@ -205,11 +205,12 @@ def set_faults(sandbox_url: str, kind: str, account: str, faults: dict) -> None:
 
 @pytest.fixture
 def work(redis_conn):
-    """Run the dispatcher and a real (burst) RQ worker until ``done()`` or the deadline."""
+    """Run the dispatcher and the portal's worker (in burst mode) until ``done()`` or the
+    deadline."""
     import django_rq
-    from rq import SimpleWorker
 
     from orders import dispatch
+    from portal.worker import PortalWorker
 
     queues = [django_rq.get_queue(name) for name in ("orders", "polling", "sync", "default")]
 
@@ -217,7 +218,7 @@ def work(redis_conn):
         deadline = time.monotonic() + timeout
         while True:
             dispatch.sweep() if sweep else dispatch.dispatch_due()
-            SimpleWorker(queues, connection=redis_conn).work(burst=True, with_scheduler=False)
+            PortalWorker(queues, connection=redis_conn).work(burst=True, with_scheduler=False)
             if done():
                 return
             if time.monotonic() > deadline:

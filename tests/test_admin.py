@@ -117,3 +117,21 @@ def test_it_resends_a_supplier_order_a_person_confirmed_absent(admin_client, mak
     assert vendor_order.next_poll_at is not None
     assert AuditEvent.objects.filter(target_id=str(vendor_order.pk),
                                      message__contains="sending it again").exists()
+
+
+@pytest.mark.django_db
+def test_it_keeps_credentials_unchanged_when_their_audit_row_fails(make_vendor, monkeypatch):
+    from audit import services as audit_services
+    from vendors.services import vendor_set_credentials
+
+    vendor = make_vendor()
+    vendor_set_credentials(vendor=vendor, credentials={"api_key": "kal_test_before"})
+    before = Vendor.objects.get(pk=vendor.pk).credentials_encrypted
+
+    def refuse(**_):
+        raise RuntimeError("the audit trail is down")
+
+    monkeypatch.setattr(audit_services, "record", refuse)
+    with pytest.raises(RuntimeError):
+        vendor_set_credentials(vendor=vendor, credentials={"api_key": "kal_test_after"})
+    assert Vendor.objects.get(pk=vendor.pk).credentials_encrypted == before

@@ -35,12 +35,13 @@ import pytest
 import requests
 from django.db.models import Q
 from django.utils import timezone
-from rq import SimpleWorker, Worker
+from rq import Worker
 
 from audit.models import AuditEvent
 from common.crypto import default_keyring
 from orders import dispatch, pricing, services
 from orders.models import LedgerEntry, Order, VendorOrder, Voucher
+from portal.worker import PortalWorker
 from portal.worker import heartbeats as worker_beats
 from tests.conftest import sandbox_get, set_faults
 from tests.money import assert_money_reconciles
@@ -161,7 +162,7 @@ def run_engine(*, done, timeout: float, tick=None) -> float:
         if tick:
             tick(elapsed)
         dispatch.dispatch_due()
-        SimpleWorker(queues, connection=conn).work(
+        PortalWorker(queues, connection=conn).work(
             burst=True, with_scheduler=False, logging_level="WARNING"
         )
         if done():

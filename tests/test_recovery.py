@@ -10,12 +10,12 @@ from datetime import timedelta
 
 import django_rq
 from django.utils import timezone
-from rq import SimpleWorker
 
 from audit.models import AuditEvent
 from orders import dispatch, fulfilment
 from orders.models import Order, VendorOrder
 from portal.paths import BASE_DIR
+from portal.worker import PortalWorker
 from tests.conftest import database_url, sandbox_get, set_faults
 from tests.test_order_flow import finished, place
 
@@ -63,7 +63,7 @@ def cron_and_worker(redis_conn, done, timeout: float = 90.0) -> float:
     while not done():
         assert time.monotonic() - started < timeout, "not recovered in time"
         dispatch.sweep()
-        SimpleWorker(queues, connection=redis_conn).work(burst=True, with_scheduler=False)
+        PortalWorker(queues, connection=redis_conn).work(burst=True, with_scheduler=False)
         time.sleep(1)
     return time.monotonic() - started
 

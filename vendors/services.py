@@ -42,7 +42,6 @@ def adapter_for(vendor: Vendor) -> Adapter:
     )
 
 
-@transaction.atomic
 def missing_credentials(*, kind: str, credentials: dict[str, str]) -> list[str]:
     """The fields a supplier of ``kind`` needs that ``credentials`` lacks (none for an unknown
     kind: the form's own choice field refuses that)."""
@@ -51,6 +50,7 @@ def missing_credentials(*, kind: str, credentials: dict[str, str]) -> list[str]:
     return adapter_class(kind).missing_credentials(credentials)
 
 
+@transaction.atomic
 def vendor_set_credentials(*, vendor: Vendor, credentials: dict[str, str], actor=None) -> Vendor:
     """Store new credentials encrypted; the audit row names the fields, never their values."""
     if vendor.pk is None:
