@@ -26,10 +26,12 @@ pages (``orders.bulk_views``) import it, nothing of the engine does.
 import csv
 import hashlib
 import io
+import time
 import zipfile
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from xml.etree.ElementTree import ParseError
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -53,6 +55,10 @@ NOTE_MAX = 300
 REFERENCE_MAX = 64
 # XLSX cells beyond this column are not read: a file of order lines needs a few.
 XLSX_MAX_COLUMNS = 30
+XLSX_MAX_PARTS = 100  # files in the zip; a workbook of one sheet has about ten
+# The longest cell of a column read (a note is at most NOTE_MAX): anything longer is no order
+# line, and is refused before the file's rows are kept.
+CELL_MAX = 1000
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -112,22 +118,57 @@ def _csv_rows(data: bytes):
         raise BadFile(f"The file is not a readable CSV: {exc}.") from None
 
 
+def _check_xlsx_archive(data: bytes) -> None:
+    """Refuse a workbook whose parts unpack to more than ``BULK_MAX_XLSX_BYTES`` (a zip
+    member is never read past the size it declares), or whose XML declares a DTD (entities
+    that expand, or a parser error), before openpyxl reads a byte of it."""
+    unreadable = BadFile("The file is not a readable Excel (.xlsx) workbook.")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise unreadable from None
+    with archive:
+        parts = archive.infolist()
+        if len(parts) > XLSX_MAX_PARTS:
+            raise unreadable
+        if sum(part.file_size for part in parts) > settings.BULK_MAX_XLSX_BYTES:
+            raise BadFile(f"The workbook holds more than "
+                          f"{settings.BULK_MAX_XLSX_BYTES // 2**20} MB once unpacked: save "
+                          "only the order lines, or split it into smaller files.")
+        for part in parts:
+            if not part.filename.endswith((".xml", ".rels")):
+                continue
+            try:
+                xml = archive.read(part)
+            except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
+                raise unreadable from None
+            # Excel writes UTF-8; another encoding could hide a DTD from the search below.
+            if xml.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in xml[:200]:
+                raise unreadable
+            if b"<!DOCTYPE" in xml.upper() or b"<!ENTITY" in xml.upper():
+                raise BadFile("The workbook declares a DTD, which Excel never writes: save it "
+                              "again from a spreadsheet program.")
+
+
 def _xlsx_rows(data: bytes):
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
+    _check_xlsx_archive(data)
+    unreadable = BadFile("The file is not a readable Excel (.xlsx) workbook.")
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError):
-        raise BadFile("The file is not a readable Excel (.xlsx) workbook.") from None
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError,
+            ParseError):
+        raise unreadable from None
     try:
         sheet = book.worksheets[0] if book.worksheets else None
         if sheet is None:
             raise BadFile("The workbook has no sheet.")
         for values in sheet.iter_rows(max_col=XLSX_MAX_COLUMNS, values_only=True):
             yield [_cell_text(value) for value in values]
-    except (zipfile.BadZipFile, KeyError, ValueError):
-        raise BadFile("The file is not a readable Excel (.xlsx) workbook.") from None
+    except (zipfile.BadZipFile, KeyError, ValueError, ParseError):
+        raise unreadable from None
     finally:
         book.close()
 
@@ -148,9 +189,20 @@ def _column_name(header: str) -> str:
 
 
 def _rows(table) -> list[Row]:
+    """The data rows of ``table``, bounded: every line of the file counts against the row
+    limit (a spreadsheet's blank rows too, up to as many again), each cell read against
+    ``CELL_MAX``, the whole against ``BULK_READ_SECONDS``."""
     rows: list[Row] = []
     columns: list[str] | None = None
+    last_line = 2 * settings.BULK_MAX_ROWS + 1
+    deadline = time.monotonic() + settings.BULK_READ_SECONDS
     for number, cells in enumerate(table, start=1):
+        if number > last_line:
+            raise BadFile(f"The file runs past line {last_line} (blank lines count): keep "
+                          f"at most {settings.BULK_MAX_ROWS} rows, without gaps.")
+        if time.monotonic() > deadline:
+            raise BadFile("The file takes too long to read: save only the order lines, or "
+                          "split it into smaller files.")
         if columns is None:
             columns = [_column_name(cell) for cell in cells]
             missing = [c for c in REQUIRED if c not in columns]
@@ -162,6 +214,9 @@ def _rows(table) -> list[Row]:
             continue
         values = {col: cell.strip() for col, cell in zip(columns, cells, strict=False)
                   if col in COLUMNS}
+        if long := next((col for col, value in values.items() if len(value) > CELL_MAX), None):
+            raise BadFile(f"Row {number}: the {long} cell is longer than {CELL_MAX} "
+                          "characters.")
         if not any(values.values()):
             continue
         if len(rows) >= settings.BULK_MAX_ROWS:

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.request_size.RequestSizeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -252,6 +253,13 @@ ORDER_REPEAT_WARNING_MINUTES = env.int("ORDER_REPEAT_WARNING_MINUTES", default=1
 # many days back a file placed before (the same bytes, by the same user) is warned of.
 BULK_MAX_ROWS = env.int("BULK_MAX_ROWS", default=5000)
 BULK_MAX_BYTES = env.int("BULK_MAX_BYTES", default=2 * 1024 * 1024)
+# An XLSX is a zip: the most its parts may hold once unpacked, and the most seconds reading
+# one may take, so a small file cannot cost gigabytes or minutes.
+BULK_MAX_XLSX_BYTES = env.int("BULK_MAX_XLSX_BYTES", default=10 * 1024 * 1024)
+BULK_READ_SECONDS = env.int("BULK_READ_SECONDS", default=10)
+# The largest request body any page takes (the bulk file and its form): refused before
+# anything reads it.
+REQUEST_MAX_BYTES = env.int("REQUEST_MAX_BYTES", default=BULK_MAX_BYTES + 256 * 1024)
 BULK_DUPLICATE_DAYS = env.int("BULK_DUPLICATE_DAYS", default=30)
 ORDER_CLAIM_TIMEOUT = env.int("ORDER_CLAIM_TIMEOUT", default=600)
 # How often the sweep looks for lost jobs (seconds), and how late a due supplier order may be
