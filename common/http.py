@@ -21,6 +21,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from common import ratelimit
+from common.addresses import url_problem
 
 logger = logging.getLogger("common.http")
 
@@ -126,12 +127,15 @@ def request(
     With a ``budget``, the request first takes a token from the supplier's shared limit (a
     ``THROTTLED`` error with ``retry_after`` and no status code when there is none left, and
     nothing is sent), and a 429's ``Retry-After`` pauses every caller of that supplier.
-    Raises ``SupplierError`` for network failures, timeouts, 429 and 5xx.
+    Raises ``SupplierError`` for network failures, timeouts, 429 and 5xx, and (``REFUSED``,
+    nothing sent) for a URL ``common.addresses`` forbids.
     """
     method = method.upper()
     is_write = method in WRITE_METHODS
     timeout = timeout or (settings.SUPPLIER_CONNECT_TIMEOUT, settings.SUPPLIER_READ_TIMEOUT)
     where = f" on {method} {url_path(url)}"
+    if problem := url_problem(url):
+        raise SupplierError(f"{problem} Nothing was sent{where}.", kind=Kind.REFUSED)
     if budget is not None:
         wait = ratelimit.acquire(budget.key, budget.per_minute)
         if wait is not None:

@@ -219,6 +219,10 @@ CONTENT_SECURITY_POLICY = {
 }
 X_FRAME_OPTIONS = "DENY"
 
+# Supplier URLs may be http and reach loopback or private addresses (the sandboxes): on in
+# development, off in production, where only https to public addresses is called
+# (common.addresses).
+SUPPLIER_URLS_ALLOW_LOCAL = env.bool("SUPPLIER_URLS_ALLOW_LOCAL", default=DEBUG)
 # Supplier HTTP: connect and read timeouts in seconds, used by common.http for every call.
 SUPPLIER_CONNECT_TIMEOUT = env.float("SUPPLIER_CONNECT_TIMEOUT", default=5.0)
 SUPPLIER_READ_TIMEOUT = env.float("SUPPLIER_READ_TIMEOUT", default=30.0)

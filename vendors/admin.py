@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
 
+from common.addresses import url_problem
 from vendors import jobs, matching
 from vendors.models import Balance, CatalogItem, Product, Vendor
 from vendors.services import (
@@ -34,6 +35,12 @@ class VendorForm(forms.ModelForm):
             "name", "kind", "base_url", "enabled", "first_poll_delay", "max_poll_interval",
             "poll_deadline", "rate_limit_per_minute", "low_balance_threshold",
         ]
+
+    def clean_base_url(self) -> str:
+        url = self.cleaned_data["base_url"]
+        if problem := url_problem(url):
+            raise forms.ValidationError(problem)
+        return url
 
     def clean_new_credentials(self) -> dict[str, str] | None:
         text = self.cleaned_data["new_credentials"].strip()
@@ -78,12 +85,18 @@ class VendorAdmin(admin.ModelAdmin):
         return vendor.catalog_sync_error or vendor.balance_sync_error
 
     def save_model(self, request, obj, form, change) -> None:
+        stored = {field.name for field in Vendor._meta.concrete_fields}  # not new_credentials
         before = {name: form.initial.get(name) for name in form.changed_data
-                  if name in form._meta.fields} if change else None
+                  if name in stored} if change else None
+        had_credentials = change and Vendor.objects.filter(pk=obj.pk).exclude(
+            credentials_encrypted="").exists()
         vendor_save(vendor=obj, before=before, actor=request.user)
         credentials = form.cleaned_data.get("new_credentials")
         if credentials is not None:
             vendor_set_credentials(vendor=obj, credentials=credentials, actor=request.user)
+        elif had_credentials and not obj.has_credentials:
+            messages.warning(request, f"{obj}'s credentials were dropped with its old URL: "
+                                      "enter them again for the new one.")
 
     def delete_model(self, request, obj) -> None:
         vendor_delete(vendor=obj, actor=request.user)

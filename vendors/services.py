@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit import services as audit
+from common.addresses import origin
 from common.http import Budget, SupplierError
 from common.money import MoneyError
 from vendors import matching
@@ -69,6 +70,18 @@ def vendor_save(*, vendor: Vendor, before: dict[str, object] | None = None, acto
     """Create or change a vendor's settings. ``before`` holds the changed fields' previous
     values (None for a new vendor); the audit row names each change, never credentials."""
     created = vendor.pk is None
+    moved = (not created and before and "base_url" in before
+             and origin(str(before["base_url"])) != origin(vendor.base_url))
+    if moved and vendor.has_credentials:
+        # Credentials belong to the host they were issued for: sent to another, anyone able
+        # to change the URL could read them. They are entered again, or the vendor stays idle.
+        vendor.credentials_encrypted = ""
+        audit.record(
+            action=audit.Action.CREDENTIALS_CHANGED, target=vendor, actor=actor,
+            message=f"Credentials of {vendor} dropped: its URL moved from "
+                    f"{origin(str(before['base_url']))} to {origin(vendor.base_url)}",
+            data={"fields": [], "dropped": True},
+        )
     vendor.save()
     if created:
         audit.record(action=audit.Action.VENDOR_CREATED, target=vendor, actor=actor,
