@@ -8,8 +8,14 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from babel.numbers import format_currency, get_currency_precision, list_currencies
+from django.core.exceptions import ValidationError
 
 _KNOWN = frozenset(list_currencies())
+# The largest amount the portal takes, from a person or a supplier: 15 significant digits,
+# which every backend keeps exactly (SQLite keeps a decimal as a double; a larger amount comes
+# back rounded, and unreadable at its field's precision), and far above any card, limit or
+# balance.
+MONEY_MAX = Decimal("99999999999.9999")
 
 
 class MoneyError(ValueError):
@@ -37,7 +43,15 @@ def to_decimal(value: object) -> Decimal:
         raise MoneyError(f"not an amount: {value!r}") from exc
     if not amount.is_finite():
         raise MoneyError(f"not an amount: {value!r}")
+    if abs(amount) > MONEY_MAX:
+        raise MoneyError(f"amount out of range: {value!r}")
     return amount
+
+
+def money_bound(value: Decimal | None) -> None:
+    """The validator of every money field: at most ``MONEY_MAX`` either way."""
+    if value is not None and abs(value) > MONEY_MAX:
+        raise ValidationError(f"Enter an amount of at most {MONEY_MAX:,}.", code="max_value")
 
 
 def from_minor(value: object, currency: str) -> Decimal:

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch
 from django.http import Http404
 from django.template.response import TemplateResponse
@@ -31,7 +31,12 @@ class ScopedAdmin(admin.ModelAdmin):
     def response_action(self, request, queryset):
         """Refuse an action outright when a selected row is not the user's to see (the
         admin would otherwise drop it silently and act on the rest)."""
-        selected = set(request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME))
+        try:
+            selected = {queryset.model._meta.pk.to_python(value)
+                        for value in request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)}
+        except ValidationError:
+            messages.error(request, "A selected row does not exist: nothing was done.")
+            return None
         if selected and not request.POST.get("select_across") and (
             queryset.filter(pk__in=selected).count() < len(selected)
         ):

@@ -132,7 +132,9 @@ def add(*, user, item: CatalogItem, quantity: int, product: Product | None = Non
 def set_quantity(*, user, line_id: int, quantity: int) -> BasketLine:
     _check(user)
     pricing.check_quantity(quantity)
-    line = BasketLine.objects.select_for_update().get(pk=line_id, user=user)
+    line = BasketLine.objects.select_for_update().filter(pk=line_id, user=user).first()
+    if line is None:  # removed meanwhile, in another tab or request
+        raise OrderError("That line is no longer in the basket.")
     line.quantity = quantity
     line.save(update_fields=["quantity"])
     return line

@@ -5,12 +5,12 @@ checks ``services.can_order``; the basket itself (orders.basket) checks it again
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
-from orders import basket, confirmations, selectors, services
+from orders import basket, confirmations, pricing, selectors, services
 from orders.errors import OrderError
 from orders.forms import BasketAddForm, BasketQuantityForm, PlaceLinesForm
 from orders.models import BasketLine
@@ -51,16 +51,17 @@ def basket_picker(request: HttpRequest) -> HttpResponse:
     if len(term) >= 2:
         items = list(selectors.catalog(selectors.CatalogFilters(
             q=term, availability="available"))[:PICKER_LIMIT])
+        pricing.price_items_now(items)
     return render(request, "orders/_basket_picker.html", {"items": items, "term": term})
 
 
 def _back(request: HttpRequest):
     """Where the adding page asked to go back to (only this site), or the basket."""
     target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
-        return redirect(target)
+        return HttpResponseRedirect(target)  # a path, never a view's name
     return redirect("orders:basket")
 
 
@@ -102,7 +103,11 @@ def basket_line(request: HttpRequest, pk: int) -> HttpResponse:
         for error in form.errors["quantity"]:
             messages.error(request, error)
         return redirect("orders:basket")
-    basket.set_quantity(user=request.user, line_id=pk, quantity=form.cleaned_data["quantity"])
+    try:
+        basket.set_quantity(user=request.user, line_id=pk,
+                            quantity=form.cleaned_data["quantity"])
+    except OrderError as exc:
+        messages.error(request, exc.message)
     return redirect("orders:basket")
 
 

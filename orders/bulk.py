@@ -40,6 +40,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from common.money import MONEY_MAX
 from orders import pricing, services
 from orders.errors import OrderError
 from orders.models import BulkUpload, Order
@@ -481,6 +482,9 @@ def _face_value(text: str, errors: list[str]) -> Decimal | None:
         value = None
     if value is None or not value.is_finite() or value <= 0:
         errors.append(f"Face value {text!r} is not a positive number.")
+        return None
+    if value > MONEY_MAX:
+        errors.append(f"Face value {text!r} is larger than {MONEY_MAX:,}.")
         return None
     return value
 

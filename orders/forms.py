@@ -4,6 +4,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from common.money import MONEY_MAX
 from orders import pricing, reports, selectors, services
 from orders.errors import OrderError
 from orders.models import Order
@@ -30,6 +31,7 @@ class OrderForm(forms.Form):
     brand = forms.CharField(max_length=100, required=False,
                             widget=forms.TextInput(attrs={"list": "brand-options"}))
     face_value = forms.DecimalField(max_digits=18, decimal_places=4, required=False,
+                                    max_value=MONEY_MAX,
                                     min_value=Decimal("0.0001"),
                                     help_text="For routing, or for an open-value product.")
     currency = forms.CharField(max_length=3, required=False, label="Face currency",
@@ -182,6 +184,7 @@ class CatalogFilterForm(forms.Form):
     currency = forms.CharField(max_length=3, required=False, validators=[currency_code],
                                widget=forms.TextInput(attrs={"size": 4}))
     face_value = forms.DecimalField(max_digits=18, decimal_places=4, required=False,
+                                    max_value=MONEY_MAX,
                                     widget=forms.NumberInput(attrs={"step": "any"}))
     vendor = forms.ModelChoiceField(queryset=Vendor.objects.filter(enabled=True),
                                     required=False, empty_label="Any vendor")
@@ -265,6 +268,7 @@ class BasketAddForm(forms.Form):
         error_messages={"invalid_choice": "Unknown offer: choose one from the item's page."},
     )
     face_value = forms.DecimalField(max_digits=18, decimal_places=4, required=False,
+                                    max_value=MONEY_MAX,
                                     min_value=Decimal("0.0001"))
     quantity = forms.IntegerField(
         initial=1, min_value=1, max_value=settings.ORDER_MAX_QUANTITY,

@@ -12,7 +12,7 @@ nor the state machine.
 """
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -138,6 +138,10 @@ def check_product(product: Product, face_value: Decimal | None) -> Decimal | Non
         if step and low is not None and (face_value - low) % step:
             raise OrderError(f"Face value must go in steps of {step}.", "face_value")
         return face_value
+    if face_value is not None and product.face_value is not None \
+            and face_value != product.face_value:
+        raise OrderError(f"{product.name} is a card of {product.face_value.normalize():f}, "
+                         f"not {face_value.normalize():f}.", "face_value")
     return product.face_value
 
 
@@ -255,6 +259,27 @@ def route(request: LineRequest) -> PricedLine:
         items, quantity=request.quantity)
 
 
+def price_items_now(items: Sequence[CatalogItem]) -> None:
+    """Give each fixed-value item of a page what ordering one code would do now (two queries
+    for the page): ``best_cost``, ``best_cost_currency`` and ``available_count`` become
+    routing's (``Router.takers``), ``routed_offer_id`` is the offer it would pick,
+    ``why_unavailable`` says why no offer would take it, and ``why_not`` maps each offer that
+    would not to why. Range items keep the catalog's
+    figures: what they cost depends on the value chosen."""
+    fixed = [item for item in items if item.face_value is not None]
+    router = Router.for_items(item.pk for item in fixed)
+    for item in fixed:
+        takers, unfit = router.takers(item)
+        item.available_count = len(takers)
+        item.best_cost, item.best_cost_currency = (
+            (takers[0][0], takers[0][1].cost_currency) if takers else (None, item.currency))
+        item.routed_offer_id = takers[0][1].pk if takers else None
+        item.why_not = {offer.pk: problem for offer, problem in unfit}
+        item.why_unavailable = "" if takers else (
+            "; ".join(f"{offer.vendor}: {problem}" for offer, problem in unfit)
+            or "it has no offer")
+
+
 class Router:
     """Routes lines of catalog items to their offers: the offers and balances are read once
     (``for_items``: two queries, whatever the number of lines), then each line in memory. A
@@ -301,16 +326,10 @@ class Router:
             face_value = item.face_value
         if pinned is not None and pinned.item_id != item.pk:
             raise OrderError(f"{pinned.name} is not an offer of {item}.", "product")
-        excluded = set(exclude_vendor_ids)
-        skipped, candidates = [], []
-        for offer in [pinned] if pinned is not None else self.offers_of(item):
-            problem = self._unfit(offer, face_value, pay_currency, excluded)
-            if problem:
-                skipped.append(f"{offer.vendor}: {problem}")
-            else:
-                candidates.append((unit_cost(offer, face_value), offer))
-        candidates.sort(key=lambda c: (c[1].cost_currency != item.currency, c[0],
-                                       c[1].vendor.name))
+        offers = [pinned] if pinned is not None else self.offers_of(item)
+        candidates, unfit = self._ranked(item, offers, face_value, pay_currency,
+                                         set(exclude_vendor_ids))
+        skipped = [f"{offer.vendor}: {problem}" for offer, problem in unfit]
         for cost, offer in candidates:
             key = (offer.vendor_id, offer.cost_currency)
             available = self.available.get(key)
@@ -332,6 +351,38 @@ class Router:
                               note[:300], item=item)
         why = "; ".join(skipped) if skipped else "it has no offer"
         raise OrderError(f"No offer of {item} can take {codes(quantity)}: {why}.", "quantity")
+
+    def takers(self, item: CatalogItem
+               ) -> tuple[list[tuple[Decimal, Product]], list[tuple[Product, str]]]:
+        """What routing one code of a fixed-value ``item`` would do now, for the catalog's
+        pages: the (cost, offer) pairs that could take it, the first being the one routing
+        picks, and each other offer with why it could not. Takes nothing off the balances."""
+        candidates, unfit = self._ranked(item, self.offers_of(item), item.face_value, "",
+                                         set())
+        takers = []
+        for cost, offer in candidates:
+            available = self.available.get((offer.vendor_id, offer.cost_currency))
+            if available is not None and available < cost:
+                unfit.append((offer, f"balance {format_money(available, offer.cost_currency)}"))
+            else:
+                takers.append((cost, offer))
+        return takers, unfit
+
+    def _ranked(self, item: CatalogItem, offers: list[Product], face_value: Decimal | None,
+                pay_currency: str, excluded: set[int]
+                ) -> tuple[list[tuple[Decimal, Product]], list[tuple[Product, str]]]:
+        """The offers fit to take the line, with their unit costs, in the order routing tries
+        them (the item's own currency first, then cheapest); the others with why not."""
+        unfit, candidates = [], []
+        for offer in offers:
+            problem = self._unfit(offer, face_value, pay_currency, excluded)
+            if problem:
+                unfit.append((offer, problem))
+            else:
+                candidates.append((unit_cost(offer, face_value), offer))
+        candidates.sort(key=lambda c: (c[1].cost_currency != item.currency, c[0],
+                                       c[1].vendor.name))
+        return candidates, unfit
 
     def cheapest(self, items: list[CatalogItem], *, quantity: int) -> PricedLine:
         """The cheapest of routing the line to each of ``items`` (alternatives: each is

@@ -29,6 +29,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
     When,
 )
@@ -328,6 +329,39 @@ def order_detail(user, pk: int) -> Order:
         Prefetch("events", queryset=AuditEvent.objects.select_related("actor")
                  .order_by("created_at", "id")),
     ).get(pk=pk)
+
+
+@dataclass(frozen=True)
+class OrderMoney:
+    """What an order's money did, in one currency, from its ledger entries: what is still
+    set aside, what the suppliers charged, and what was set aside and given back."""
+
+    currency: str
+    reserved: Decimal
+    charged: Decimal
+    released: Decimal
+    estimated: bool  # a charge the supplier did not state: the portal's estimate
+
+
+def order_money(order: Order) -> list[OrderMoney]:
+    totals: dict[str, dict[str, Decimal]] = {}
+    estimated: set[str] = set()
+    rows = (LedgerEntry.objects.filter(order=order).order_by().values("balance__currency", "kind")
+            .annotate(total=Sum("amount"), estimates=Count("pk", filter=Q(estimated=True))))
+    for row in rows:
+        currency = row["balance__currency"]
+        totals.setdefault(currency, {})[row["kind"]] = row["total"]
+        if row["estimates"]:
+            estimated.add(currency)
+    kinds = LedgerEntry.Kind
+    money = []
+    for currency, total in sorted(totals.items()):
+        reserve, debit, release = (total.get(k, Decimal("0"))
+                                   for k in (kinds.RESERVE, kinds.DEBIT, kinds.RELEASE))
+        # A supplier may charge a little over what was set aside: nothing is then held.
+        money.append(OrderMoney(currency, max(reserve - debit - release, Decimal("0")),
+                                debit, release, currency in estimated))
+    return money
 
 
 def ledger_entries(order: Order) -> QuerySet[LedgerEntry]:

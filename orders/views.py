@@ -119,9 +119,10 @@ def alert_settings(request: HttpRequest) -> HttpResponse:
 def catalog(request: HttpRequest) -> HttpResponse:
     form = CatalogFilterForm(request.GET)
     items = selectors.catalog(form.filters())
+    page = selectors.page_of(items, _page_number(request), PAGE_SIZE)
+    pricing.price_items_now(page.rows)
     return _render(request, "orders/catalog.html", {
-        "form": form, "page": selectors.page_of(items, _page_number(request), PAGE_SIZE),
-        "brands": selectors.brands(),
+        "form": form, "page": page, "brands": selectors.brands(),
     }, title="Catalog")
 
 
@@ -133,9 +134,12 @@ def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
         item = selectors.catalog_item(pk)
     except CatalogItem.DoesNotExist:
         raise Http404("No such item.") from None
+    offers = selectors.item_offers(item, days=OFFER_RECORD_DAYS)
+    pricing.price_items_now([item])
+    for offer, _record in offers:
+        offer.why_not = getattr(item, "why_not", {}).get(offer.pk, "")
     return _render(request, "orders/item_detail.html", {
-        "item": item, "offers": selectors.item_offers(item, days=OFFER_RECORD_DAYS),
-        "days": OFFER_RECORD_DAYS,
+        "item": item, "offers": offers, "days": OFFER_RECORD_DAYS,
     }, title=item.name)
 
 
@@ -333,6 +337,7 @@ def _detail_context(request: HttpRequest, order: Order) -> dict:
         "can_repoll": services.can_repoll(user, order),
         "resolvable": [vo for vo in order.vendor_orders.all() if services.can_resolve(user, vo)],
         "ledger": selectors.ledger_entries(order) if services.can_see_ledger(user) else None,
+        "money": selectors.order_money(order),
         "resolve_form": ResolveForm(),
     }
 

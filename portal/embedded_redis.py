@@ -54,6 +54,7 @@ def start(socket: Path = SOCKET, timeout: float = 15.0) -> subprocess.Popen | No
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        umask=0o077,  # its files are the queues and tokens: the owner's alone
     )
     deadline = time.monotonic() + timeout
     while not is_running(socket):

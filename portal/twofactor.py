@@ -140,7 +140,9 @@ def mark_password(request: HttpRequest) -> None:
 
 def mark_verified(request: HttpRequest, device: Device) -> None:
     """Verify the session with ``device``; an authenticator code also counts towards a fresh
-    re-authentication, a recovery code does not."""
+    re-authentication, a recovery code does not. The session gets a new key: one read before
+    the second factor must not become a verified one."""
+    request.session.cycle_key()
     django_otp.login(request, device)
     if isinstance(device, TOTPDevice):
         request.session[AUTHENTICATOR_AT] = time.time()

@@ -135,3 +135,17 @@ def test_it_keeps_credentials_unchanged_when_their_audit_row_fails(make_vendor, 
     with pytest.raises(RuntimeError):
         vendor_set_credentials(vendor=vendor, credentials={"api_key": "kal_test_after"})
     assert Vendor.objects.get(pk=vendor.pk).credentials_encrypted == before
+
+
+@pytest.mark.django_db
+def test_it_refuses_an_action_on_a_row_id_that_is_no_id(admin_client, make_voucher):
+    vendor_order = make_voucher("GIFT-NO-ID-0001").vendor_order
+    vendor_order.status, vendor_order.attention = VendorOrder.Status.UNKNOWN, "check by hand"
+    vendor_order.save()
+    response = admin_client.post(reverse("admin:orders_vendororder_changelist"), {
+        "action": "resend_confirmed_absent", "_selected_action": ["abc", vendor_order.pk],
+    }, follow=True)
+    assert response.status_code == 200
+    assert any("does not exist" in str(m) for m in response.context["messages"])
+    vendor_order.refresh_from_db()
+    assert vendor_order.status == VendorOrder.Status.UNKNOWN

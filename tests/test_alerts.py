@@ -275,6 +275,23 @@ def low_vendors(make_vendor):
 
 
 @pytest.mark.django_db
+def test_it_explains_the_gap_between_reported_and_available(client, user_with, make_vendor):
+    """Reported £500.00, £28.50 spent on codes since, £19.00 set aside: £452.50 available."""
+    vendor = make_vendor(name="Explained", low_balance_threshold=Decimal("10"))
+    with transaction.atomic():
+        ledger.record_report(vendor=vendor, currency="GBP", amount=Decimal("500"))
+        ledger.reserve(vendor=vendor, currency="GBP", amount=Decimal("47.50"), order=None)
+        ledger.settle(vendor=vendor, currency="GBP", reserved=Decimal("28.50"),
+                      spent=Decimal("28.50"), order=None, vendor_order=None)
+    log_in(client, user_with("op-gap", "operator"))
+    html = client.get(reverse("orders:dashboard")).content.decode()
+    row = re.search(r"<td>Explained</td>.*?</tr>", html, re.S).group(0)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    assert cells[2:6] == ["£500.00", "£28.50", "£19.00", "£452.50"]
+    assert "less what was spent on codes delivered since that report" in html
+
+
+@pytest.mark.django_db
 def test_it_shows_the_low_balances_banner_to_operators_only(client, user_with, low_vendors):
     low_vendors(1)
     operator = user_with("op1", "operator")

@@ -250,6 +250,23 @@ def test_it_keeps_an_offsite_next_out_of_the_redirect(client, orderer, offer):
     assert response["Location"] == reverse("orders:basket")
 
 
+def test_it_goes_back_to_the_basket_for_a_next_that_is_no_path(client, orderer, offer):
+    product = offer()
+    log_in(client, orderer)
+    response = client.post(reverse("orders:basket_add"), {
+        "item": product.item_id, "quantity": "1", "next": "basket"})
+    assert response["Location"] == reverse("orders:basket")
+
+
+def test_it_says_a_line_removed_meanwhile_is_gone_when_its_quantity_changes(orderer, offer):
+    """The race of one tab removing a line while another changes it: a message, not a 500."""
+    line = basket.add(user=orderer, item=offer().item, quantity=1)
+    basket.remove(user=orderer, line_id=line.pk)
+    with pytest.raises(OrderError, match="no longer in the basket"):
+        basket.set_quantity(user=orderer, line_id=line.pk, quantity=2)
+    assert not BasketLine.objects.exists()
+
+
 def test_it_shows_a_field_error_for_a_bad_quantity_and_changes_nothing(client, orderer, offer):
     product = offer()
     log_in(client, orderer)

@@ -197,6 +197,7 @@ ERRORS = [
     ("quantity zero", ["{amazon}", "", "10", "0"], "Quantity must be from 1 to"),
     ("quantity too large", ["{amazon}", "", "10", "1001"], "Quantity must be from 1 to"),
     ("face value not a number", ["{amazon}", "", "ten", "1"], "not a positive number"),
+    ("face value too large", ["{visa}", "", "99999999999999.9999", "1"], "is larger than"),
     ("not the item's face value", ["{amazon}", "", "25", "1"], "has the face value 10"),
     ("outside the offers' range", ["{visa}", "", "500", "1"], "outside the offers' range"),
     ("range without a value", ["{visa}", "", "", "1"], "choose a face value"),

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from orders.errors import OrderError
 from orders.models import Order, OrderLine, VendorOrder
 from tests.auth import log_in
 from vendors import matching
@@ -139,6 +140,31 @@ def test_it_refuses_to_match_offers_in_two_currencies(operator_client, product):
     eur.refresh_from_db()
     assert eur.item_id != usd.item_id and not eur.matched_by_hand
     assert not AuditEvent.objects.filter(action="catalog_matched").exists()
+
+
+@pytest.mark.parametrize("other", [{"face": "5"}, {"face": None, "denomination_type": "open",
+                                                  "min_value": Decimal("5"),
+                                                  "max_value": Decimal("100")}])
+def test_it_refuses_to_match_offers_of_different_face_values(operator_client, product, other):
+    ten, different = product(), product(brand="Amazon.com", **other)
+    html = act(operator_client, "match_as_one_item", [ten, different]).content.decode()
+    assert "Offers of different face values cannot be one item" in html
+    different.refresh_from_db()
+    assert different.item_id != ten.item_id and not different.matched_by_hand
+
+
+def test_it_never_routes_a_line_to_an_offer_of_another_face_value(product):
+    """An offer put into the wrong item (by an earlier hand match) is never bought for it."""
+    from orders.pricing import Router
+
+    ten, five = product(cost="9.50"), product(face="5", cost="4.80")
+    Product.objects.filter(pk=five.pk).update(item=ten.item, matched_by_hand=True)
+    router = Router.for_items([ten.item_id])
+    line = router.route(item=ten.item, quantity=1)
+    assert line.product == ten and "is a card of 5, not 10" in line.routing_note
+    Product.objects.filter(pk=ten.pk).update(available=False)
+    with pytest.raises(OrderError, match="is a card of 5, not 10"):
+        Router.for_items([ten.item_id]).route(item=ten.item, quantity=1)
 
 
 def test_it_splits_offers_and_hands_them_back_to_the_rules(operator_client, product):

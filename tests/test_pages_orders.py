@@ -31,7 +31,7 @@ CODE = "GIFT-7Q2X-99ZK-4F3M"
 # product and vendor), and the vendor, product and user options of the filters; the order
 # page: order, lines, supplier orders, codes, events.
 PAGE_QUERIES = 8
-ORDER_PAGE_QUERIES = PAGE_QUERIES + 1  # the order page also shows its ledger entries
+ORDER_PAGE_QUERIES = PAGE_QUERIES + 2  # the order page also shows its ledger entries and money
 
 
 def grant(user, *codenames: str):
@@ -546,6 +546,48 @@ def test_it_lets_another_approver_approve_or_reject(client, make_order, orderer,
     assert second.status == Order.Status.REJECTED
 
 
+# Money
+
+
+def test_it_shows_what_a_partial_order_was_charged_and_gave_back(client, make_order, orderer):
+    """Ordered 4 x £9.50; three codes came (£28.50 charged), the fourth's money returned."""
+    from django.db import transaction
+
+    from orders import ledger
+
+    order = make_order(user=orderer, status=Order.Status.PARTIALLY_COMPLETED,
+                       codes=["CODE-A-0001", "CODE-B-0002", "CODE-C-0003"], quantity=4)
+    vendor_order = order.vendor_orders.get()
+    with transaction.atomic():
+        ledger.record_report(vendor=vendor_order.vendor, currency="GBP", amount=Decimal("500"))
+        ledger.reserve(vendor=vendor_order.vendor, currency="GBP", amount=Decimal("38.00"),
+                       order=order)
+        ledger.settle(vendor=vendor_order.vendor, currency="GBP", reserved=Decimal("38.00"),
+                      spent=Decimal("28.50"), order=order, vendor_order=vendor_order)
+    html = page(login(client, orderer).get(reverse("orders:order_detail", args=[order.pk])))
+    assert re.search(r'id="order-total">£38\.00<', html)
+    assert re.search(r'class="charged">£28\.50<', html)
+    assert re.search(r'class="released">£9\.50<', html)
+    assert 'class="reserved"' not in html  # nothing is still set aside
+    [money] = selectors.order_money(order)
+    assert (money.charged, money.released, money.reserved) == (
+        Decimal("28.50"), Decimal("9.50"), Decimal("0"))
+
+
+def test_it_shows_the_money_still_set_aside_for_an_order_in_flight(client, make_order, orderer):
+    from django.db import transaction
+
+    from orders import ledger
+
+    order = make_order(user=orderer, status=Order.Status.IN_PROGRESS, quantity=2)
+    with transaction.atomic():
+        ledger.reserve(vendor=order.vendor_orders.get().vendor, currency="GBP",
+                       amount=Decimal("19.00"), order=order)
+    html = page(login(client, orderer).get(reverse("orders:order_detail", args=[order.pk])))
+    assert re.search(r'class="reserved">£19\.00<', html)
+    assert re.search(r'class="charged">£0\.00<', html)
+
+
 # Reveal
 
 
@@ -560,6 +602,17 @@ def test_it_reveals_a_code_once_with_an_audit_event(client, make_order, orderer)
     assert "no-store" in response["Cache-Control"]
     event = AuditEvent.objects.get(action="revealed")
     assert (event.actor, event.order) == (orderer, order)
+
+
+def test_it_says_what_is_true_of_a_second_reveal(client, make_order, orderer):
+    """It may be revealed again, each time recorded: the page must not say "once"."""
+    voucher = make_order(user=orderer, codes=[CODE]).vouchers.get()
+    login(client, orderer)
+    url = reverse("orders:voucher_reveal", args=[voucher.pk])
+    first, second = page(client.post(url)), page(client.post(url))
+    assert CODE in second and "shown once" not in first
+    assert "Every reveal of this code is recorded" in second
+    assert AuditEvent.objects.filter(action="revealed").count() == 2
 
 
 def test_it_refuses_to_reveal_without_the_permission(client, make_order, django_user_model):

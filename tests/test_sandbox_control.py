@@ -40,3 +40,17 @@ def test_it_lists_what_each_order_was_charged(sandbox_url, unique):
                              "opening": {"USD": "10000.00", "EUR": "5000.00", "CAD": "5000.00"}}
     missing = requests.get(f"{sandbox_url}/_sandbox/ezcards/charges", timeout=5)
     assert missing.status_code == 400
+
+
+def test_it_keeps_its_database_to_its_owner(tmp_path, unique):
+    """In a directory that was there before, as VAR_DIR usually is."""
+    from tests.conftest import free_port
+    from vendors.sandbox import server
+
+    state = tmp_path / "sandbox.sqlite3"
+    with server.running(free_port(), state=state, log=tmp_path / "sandbox.log") as url:
+        requests.get(f"{url}/_sandbox/kalixo_v2/orders", params={"account": unique},
+                     timeout=10).raise_for_status()
+    made = list(tmp_path.glob("sandbox.sqlite3*"))
+    assert state in made
+    assert all(path.stat().st_mode & 0o077 == 0 for path in made), made

@@ -8,7 +8,9 @@ from html import unescape
 from urllib.parse import urlencode
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Permission
+from django.test import Client
 from django.urls import reverse
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -179,6 +181,20 @@ def test_it_verifies_a_code_after_the_password(client, django_user_model):
     used = f"{hotp(device.bin_key, device.last_t, device.digits):06d}"
     refused = other.post(reverse("twofactor:verify"), {"code": used, "next": "/catalog/"})
     assert refused.status_code == 400
+
+
+def test_it_gives_the_session_a_new_key_when_the_second_factor_completes(client,
+                                                                          django_user_model):
+    user = make_user(django_user_model, "approver", "orders.approve_order", "orders.view_order")
+    device = authenticator(user)
+    password_login(client, user)
+    before = client.session.session_key
+    client.post(reverse("twofactor:verify"), {"code": totp_code(device), "next": "/orders/"})
+    assert client.session.session_key != before
+    assert client.get("/orders/").status_code == 200
+    stolen = Client()
+    stolen.cookies[settings.SESSION_COOKIE_NAME] = before
+    assert stolen.get("/orders/").status_code == 302  # the old key verifies nothing
 
 
 def test_it_does_not_follow_a_next_to_another_site(client, django_user_model):

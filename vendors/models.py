@@ -2,9 +2,10 @@ from decimal import Decimal
 
 from django.db import models
 
+from common.money import money_bound
 from vendors.adapters import KIND_CHOICES
 
-MONEY = {"max_digits": 18, "decimal_places": 4}
+MONEY = {"max_digits": 18, "decimal_places": 4, "validators": [money_bound]}
 
 
 class Vendor(models.Model):

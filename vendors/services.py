@@ -195,7 +195,13 @@ def offers_match(*, products: list[Product], actor) -> CatalogItem:
     Refused (ValueError, nothing changes) across currencies: an item has one currency."""
     if len({p.face_currency.upper() for p in products}) != 1:
         raise ValueError("Offers in different currencies cannot be one item.")
+    if len({face_of(p) for p in products}) != 1:
+        raise ValueError("Offers of different face values cannot be one item: a line for one "
+                         "would buy the other.")
     first = products[0]
+    if first.item is not None and first.item.face_value != (
+            None if face_of(first) == "range" else first.face_value):
+        raise ValueError(f"{first} is not a card of {first.item}'s face value.")
     item = first.item or matching.items_for({matching.own_key(first): first})[
         matching.own_key(first)]
     Product.objects.filter(pk__in=[p.pk for p in products]).update(item=item,
@@ -225,6 +231,14 @@ def offers_rematch(*, products: list[Product], actor) -> None:
     Product.objects.bulk_update(products, ["matched_by_hand"])
     matching.match_offers(products)
     _record_matching(products, actor, "Returned to the matching rules")
+
+
+def face_of(product: Product) -> str:
+    """What a card is worth, for matching by hand: its face value, or "range" for any value
+    within one (routing checks a line's value against each offer's range)."""
+    if product.denomination_type == Product.DenominationType.OPEN:
+        return "range"
+    return matching.plain_value(product.face_value) if product.face_value is not None else ""
 
 
 def _record_matching(products: list[Product], actor, what: str,

@@ -27,6 +27,7 @@ def start(bind: str, *, state: Path | None = None, log: Path | None = None) -> s
             "--graceful-timeout", "3", "--log-level", "warning",
         ],
         env=env, cwd=BASE_DIR, stdout=output, stderr=subprocess.STDOUT if output else None,
+        umask=0o077,  # its database holds the sandbox accounts' codes
     )
     if output:
         output.close()
